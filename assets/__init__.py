@@ -1,0 +1,1 @@
+"""tunegate Dagster code location: thin assets over pipeline/."""

@@ -1,0 +1,1 @@
+"""tunegate core: plain-Python pipeline stages, no Dagster imports."""
