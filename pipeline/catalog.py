@@ -1,0 +1,246 @@
+"""The DuckDB catalog: the one module that writes `warehouse/catalog.duckdb`.
+
+It holds what the team owns beyond any Dagster instance: artifact versions and the lineage graph
+(parent -> child edges), dataset versions, the stable split assignment, per-ticket lineage,
+fine-tuning jobs, evaluations, the model routes with their history, and an audit log (pulls, job
+submissions, promotions).
+
+DuckDB allows one writing process per file, so every call opens a short-lived connection, does its
+work in one transaction and closes; a lock held by another process is retried with backoff. The
+Dagster assets that write here share one concurrency pool as well.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import random
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifact_versions (
+    artifact TEXT NOT NULL, version TEXT NOT NULL, path TEXT, rows BIGINT,
+    run_id TEXT, code_version TEXT, config_hash TEXT, created_at TIMESTAMPTZ, meta JSON,
+    PRIMARY KEY (artifact, version));
+CREATE TABLE IF NOT EXISTS lineage_edges (
+    parent_artifact TEXT NOT NULL, parent_version TEXT NOT NULL,
+    child_artifact TEXT NOT NULL, child_version TEXT NOT NULL,
+    PRIMARY KEY (parent_artifact, parent_version, child_artifact, child_version));
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    version TEXT PRIMARY KEY, path TEXT NOT NULL, config_hash TEXT, parent_version TEXT,
+    n_train BIGINT, n_val BIGINT, n_test BIGINT, n_held_out BIGINT,
+    created_at TIMESTAMPTZ, run_id TEXT, meta JSON);
+CREATE TABLE IF NOT EXISTS split_assignments (
+    ticket_id TEXT PRIMARY KEY, split TEXT NOT NULL, group_key TEXT NOT NULL,
+    first_version TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS ticket_lineage (
+    ticket_id TEXT NOT NULL, dataset_version TEXT NOT NULL, raw_version TEXT,
+    source_file TEXT, cluster_id TEXT, representative_id TEXT, split TEXT,
+    PRIMARY KEY (ticket_id, dataset_version));
+CREATE TABLE IF NOT EXISTS finetune_jobs (
+    job_id TEXT PRIMARY KEY, endpoint TEXT, base_model TEXT, dataset_version TEXT,
+    config_hash TEXT, files_hash TEXT, training_file TEXT, validation_file TEXT, status TEXT,
+    fine_tuned_model TEXT, trained_tokens BIGINT, cost DOUBLE, error TEXT, events JSON,
+    created_at TIMESTAMPTZ, finished_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS evaluations (
+    eval_id TEXT PRIMARY KEY, dataset_version TEXT, candidate TEXT, model TEXT, approach TEXT,
+    metrics JSON, created_at TIMESTAMPTZ, report_path TEXT);
+CREATE TABLE IF NOT EXISTS model_routes (
+    seq BIGINT PRIMARY KEY, route TEXT NOT NULL, model TEXT NOT NULL, eval_id TEXT,
+    action TEXT NOT NULL, actor TEXT, reason TEXT, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS audit_log (
+    created_at TIMESTAMPTZ, actor TEXT, action TEXT, subject TEXT, detail JSON);
+"""
+
+
+def actor() -> str:
+    """Who is acting: TUNEGATE_ACTOR, else the OS user."""
+    try:
+        return os.environ.get("TUNEGATE_ACTOR") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Catalog:
+    """Short-lived, serialised access to the catalog file."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            con.execute(SCHEMA)
+
+    @contextmanager
+    def connect(self, read_only: bool = False, attempts: int = 40) -> Iterator[duckdb.DuckDBPyConnection]:
+        delay = 0.05
+        for i in range(attempts):
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                break
+            except duckdb.IOException as exc:  # another process holds the write lock
+                if "lock" not in str(exc).lower() or i == attempts - 1:
+                    raise
+                time.sleep(delay + random.random() * delay)
+                delay = min(delay * 1.6, 2.0)
+        try:
+            if not read_only:
+                con.execute("BEGIN TRANSACTION")
+            yield con
+            if not read_only:
+                con.execute("COMMIT")
+        except BaseException:
+            if not read_only:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+            raise
+        finally:
+            con.close()
+
+    # -- generic ---------------------------------------------------------------------------------
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, params or []).df()
+
+    def audit(self, action: str, subject: str, detail: dict | None = None, who: str | None = None) -> None:
+        with self.connect() as con:
+            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+                        [now(), who or actor(), action, subject, json.dumps(detail or {}, default=str)])
+
+    # -- lineage graph ---------------------------------------------------------------------------
+    def record_artifact(self, artifact: str, version: str, path: str | None, rows: int | None,
+                        parents: list[tuple[str, str]] = (), run_id: str | None = None,
+                        code_version: str | None = None, config_hash: str | None = None,
+                        meta: dict | None = None) -> None:
+        """Record one artifact version (once) and its parent edges (idempotent)."""
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO artifact_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [artifact, version, path, rows, run_id, code_version, config_hash, now(),
+                 json.dumps(meta or {}, default=str)])
+            for p_art, p_ver in parents:
+                con.execute("INSERT INTO lineage_edges VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            [p_art, p_ver, artifact, version])
+
+    def latest_artifact(self, artifact: str) -> dict | None:
+        df = self.query("SELECT * FROM artifact_versions WHERE artifact = ? ORDER BY created_at DESC LIMIT 1",
+                        [artifact])
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def upstream(self, artifact: str, version: str) -> pd.DataFrame:
+        """Every ancestor of an artifact version (recursive walk of lineage_edges)."""
+        return self.query("""
+            WITH RECURSIVE up(artifact, version, depth) AS (
+                SELECT ?, ?, 0
+                UNION
+                SELECT e.parent_artifact, e.parent_version, up.depth + 1
+                FROM lineage_edges e JOIN up ON e.child_artifact = up.artifact AND e.child_version = up.version
+                WHERE up.depth < 50)
+            SELECT up.artifact, up.version, min(up.depth) AS depth, any_value(a.path) AS path, any_value(a.rows) AS rows
+            FROM up LEFT JOIN artifact_versions a USING (artifact, version)
+            GROUP BY ALL ORDER BY depth""", [artifact, version])
+
+    def downstream(self, artifact: str, version: str) -> pd.DataFrame:
+        return self.query("""
+            WITH RECURSIVE down(artifact, version, depth) AS (
+                SELECT ?, ?, 0
+                UNION
+                SELECT e.child_artifact, e.child_version, down.depth + 1
+                FROM lineage_edges e JOIN down ON e.parent_artifact = down.artifact AND e.parent_version = down.version
+                WHERE down.depth < 50)
+            SELECT artifact, version, min(depth) AS depth FROM down GROUP BY ALL ORDER BY depth""",
+                          [artifact, version])
+
+    # -- datasets and splits ---------------------------------------------------------------------
+    def split_assignments(self) -> pd.DataFrame:
+        return self.query("SELECT ticket_id, split, group_key, first_version, reason FROM split_assignments")
+
+    def publish_dataset(self, version: str, path: str, config_hash: str, counts: dict[str, int],
+                        assignments: pd.DataFrame, ticket_lineage: pd.DataFrame,
+                        parent_version: str | None, run_id: str | None, meta: dict | None = None) -> bool:
+        """Publish a dataset version with its new split assignments and per-ticket lineage, atomically.
+
+        Returns False when the version was already published (nothing is written twice)."""
+        with self.connect() as con:
+            if con.execute("SELECT 1 FROM dataset_versions WHERE version = ?", [version]).fetchone():
+                return False
+            con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [version, path, config_hash, parent_version, counts.get("train", 0), counts.get("val", 0),
+                         counts.get("test", 0), counts.get("held_out", 0), now(), run_id,
+                         json.dumps(meta or {}, default=str)])
+            if len(assignments):
+                con.register("new_assign", assignments[["ticket_id", "split", "group_key", "first_version", "reason"]])
+                con.execute("INSERT INTO split_assignments SELECT * FROM new_assign ON CONFLICT DO NOTHING")
+                con.unregister("new_assign")
+            if len(ticket_lineage):
+                cols = ["ticket_id", "dataset_version", "raw_version", "source_file", "cluster_id",
+                        "representative_id", "split"]
+                con.register("new_lineage", ticket_lineage[cols])
+                con.execute("INSERT INTO ticket_lineage SELECT * FROM new_lineage ON CONFLICT DO NOTHING")
+                con.unregister("new_lineage")
+        return True
+
+    def dataset_version(self, version: str = "latest") -> dict:
+        if version == "latest":
+            df = self.query("SELECT * FROM dataset_versions ORDER BY created_at DESC LIMIT 1")
+        else:
+            df = self.query("SELECT * FROM dataset_versions WHERE version = ? OR version LIKE ? ORDER BY created_at DESC",
+                            [version, version + "%"])
+        if df.empty:
+            raise LookupError(f"no dataset version {version!r} in the catalog; run the pipeline first "
+                              "(`tunegate demo` or `tunegate run`)")
+        if len(df) > 1:
+            raise LookupError(f"version prefix {version!r} is ambiguous: {', '.join(df.version)}")
+        return df.iloc[0].to_dict()
+
+    # -- fine-tuning, evaluation, routes ---------------------------------------------------------
+    def upsert_job(self, row: dict[str, Any]) -> None:
+        cols = ["job_id", "endpoint", "base_model", "dataset_version", "config_hash", "files_hash",
+                "training_file", "validation_file", "status", "fine_tuned_model", "trained_tokens", "cost",
+                "error", "events", "created_at", "finished_at"]
+        values = [json.dumps(row[c], default=str) if c == "events" and row.get(c) is not None else row.get(c)
+                  for c in cols]
+        with self.connect() as con:
+            con.execute(f"INSERT OR REPLACE INTO finetune_jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        values)
+
+    def find_job(self, dataset_version: str, config_hash: str, files_hash: str, base_model: str) -> dict | None:
+        df = self.query("""SELECT * FROM finetune_jobs WHERE dataset_version = ? AND config_hash = ? AND files_hash = ?
+                           AND base_model = ? AND status NOT IN ('failed', 'cancelled')
+                           ORDER BY created_at DESC LIMIT 1""", [dataset_version, config_hash, files_hash, base_model])
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def record_evaluation(self, eval_id: str, dataset_version: str, candidate: str, model: str, approach: str,
+                          metrics: dict, report_path: str | None = None) -> None:
+        with self.connect() as con:
+            con.execute("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [eval_id, dataset_version, candidate, model, approach, json.dumps(metrics, default=str),
+                         now(), report_path])
+
+    def current_route(self, route: str = "default") -> dict | None:
+        df = self.query("SELECT * FROM model_routes WHERE route = ? ORDER BY seq DESC LIMIT 1", [route])
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def route_history(self, route: str = "default") -> pd.DataFrame:
+        return self.query("SELECT * FROM model_routes WHERE route = ? ORDER BY seq", [route])
+
+    def set_route(self, model: str, action: str, route: str = "default", eval_id: str | None = None,
+                  reason: str | None = None) -> None:
+        with self.connect() as con:
+            seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM model_routes").fetchone()[0]
+            con.execute("INSERT INTO model_routes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [seq, route, model, eval_id, action, actor(), reason, now()])
+            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+                        [now(), actor(), action, model, json.dumps({"route": route, "eval_id": eval_id, "reason": reason})])
