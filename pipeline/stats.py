@@ -20,19 +20,28 @@ from scipy.stats import binomtest
 Metric = Literal["accuracy", "macro_f1"]
 
 
-def encode(y_true: Sequence, y_pred: Sequence) -> tuple[np.ndarray, np.ndarray, int]:
-    """Integer codes for truth and prediction over their joint label set (None -> its own code)."""
-    t = ["\x00none" if v is None else str(v) for v in y_true]
-    p = ["\x00none" if v is None else str(v) for v in y_pred]
-    labels = sorted(set(t) | set(p))
-    index = {lab: i for i, lab in enumerate(labels)}
+_NONE = "\x00none"
+
+
+def encode(y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer codes for truth and prediction over their joint label set, and a mask of the codes
+    that macro-F1 averages over: `labels` when given, else every label seen. A missing answer
+    (None) gets a code of its own that is never averaged: it is simply wrong."""
+    t = [_NONE if v is None else str(v) for v in y_true]
+    p = [_NONE if v is None else str(v) for v in y_pred]
+    vocab = sorted(set(t) | set(p) | set(map(str, labels or ())))
+    index = {lab: i for i, lab in enumerate(vocab)}
+    wanted = set(map(str, labels)) if labels is not None else set(vocab) - {_NONE}
+    averaged = np.array([v in wanted for v in vocab], dtype=bool)
     return (np.fromiter((index[v] for v in t), dtype=np.int64, count=len(t)),
-            np.fromiter((index[v] for v in p), dtype=np.int64, count=len(p)), len(labels))
+            np.fromiter((index[v] for v in p), dtype=np.int64, count=len(p)), averaged)
 
 
-def _macro_f1_codes(t: np.ndarray, p: np.ndarray, k: int, skip: int | None = None) -> np.ndarray:
-    """Macro-F1 per row of 2-D code arrays (resamples x rows); classes with no support and no
-    prediction in a resample are left out of its mean. `skip` is a code never averaged (no-answer)."""
+def _macro_f1_codes(t: np.ndarray, p: np.ndarray, averaged: np.ndarray) -> np.ndarray:
+    """Macro-F1 per row of 2-D code arrays (resamples x rows) over the `averaged` codes; a class with
+    no support and no prediction in a resample is left out of that resample's mean."""
+    k = averaged.size
     t = np.atleast_2d(t)
     p = np.atleast_2d(p)
     r = t.shape[0]
@@ -42,19 +51,16 @@ def _macro_f1_codes(t: np.ndarray, p: np.ndarray, k: int, skip: int | None = Non
     n_true = np.bincount((offs + t).ravel(), minlength=size).reshape(r, k)
     n_pred = np.bincount((offs + p).ravel(), minlength=size).reshape(r, k)
     denom = n_true + n_pred  # = 2tp + fp + fn
-    present = denom > 0
-    if skip is not None:
-        present[:, skip] = False
+    present = (denom > 0) & averaged[None, :]
     f1 = np.where(present, 2 * tp / np.maximum(denom, 1), 0.0)
     return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
-def macro_f1(y_true: Sequence, y_pred: Sequence) -> float:
-    """Macro-F1 over labels seen in truth or prediction; a missing answer (None) counts as wrong and
-    is not a class of its own."""
-    t, p, k = encode(y_true, y_pred)
-    skip = 0 if any(v is None for v in y_pred) else None  # "\x00none" sorts first
-    return float(_macro_f1_codes(t, p, k, skip)[0])
+def macro_f1(y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None) -> float:
+    """Macro-F1 over `labels` (default: every label seen in truth or prediction), as scikit-learn's
+    `f1_score(average="macro", labels=...)`; a missing answer (None) counts as wrong."""
+    t, p, averaged = encode(y_true, y_pred, labels)
+    return float(_macro_f1_codes(t, p, averaged)[0])
 
 
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -65,11 +71,12 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 def bootstrap_ci(y_true: Sequence, y_pred: Sequence, metric: Metric | Callable = "accuracy",
                  n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
-                 chunk: int = 200) -> dict:
+                 labels: Sequence | None = None, chunk: int = 200) -> dict:
     """Point estimate and percentile bootstrap interval of a metric over rows.
 
     Returns {"value", "low", "high", "n_resamples", "confidence"}. `metric` is "accuracy",
-    "macro_f1", or a callable (y_true, y_pred) -> float (slower: called once per resample)."""
+    "macro_f1" (averaged over `labels`, default every label seen), or a callable
+    (y_true, y_pred) -> float (slower: called once per resample)."""
     n = len(y_true)
     if n == 0:
         raise ValueError("bootstrap_ci needs at least one row")
@@ -79,15 +86,14 @@ def bootstrap_ci(y_true: Sequence, y_pred: Sequence, metric: Metric | Callable =
         value = float(metric(yt, yp))
         samples = np.array([metric(yt[i], yp[i]) for i in rng.integers(0, n, size=(n_resamples, n))])
     else:
-        t, p, k = encode(y_true, y_pred)
-        skip = 0 if any(v is None for v in y_pred) else None
+        t, p, averaged = encode(y_true, y_pred, labels)
         if metric == "accuracy":
             correct = (t == p).astype(np.float64)
             value = float(correct.mean())
             fn = lambda idx: correct[idx].mean(axis=1)  # noqa: E731
         elif metric == "macro_f1":
-            value = float(_macro_f1_codes(t, p, k, skip)[0])
-            fn = lambda idx: _macro_f1_codes(t[idx], p[idx], k, skip)  # noqa: E731
+            value = float(_macro_f1_codes(t, p, averaged)[0])
+            fn = lambda idx: _macro_f1_codes(t[idx], p[idx], averaged)  # noqa: E731
         else:
             raise ValueError(f"unknown metric {metric!r}")
         parts = []
