@@ -86,6 +86,9 @@ class DedupSpec(_Strict):
     seed: int = 13
 
 
+    backend: Literal["rensa", "datasketch"] = "rensa"  # MinHash LSH implementation
+    # LSH bands; None -> the fewest candidates that still catch a pair at the threshold with p >= 0.999
+    lsh_bands: int | None = None
 class LabelCheckSpec(_Strict):
     policy: Literal["flag", "drop"] = "flag"
     cv_folds: int = 5
@@ -95,6 +98,9 @@ class LabelCheckSpec(_Strict):
     rename_min_similarity: float = 0.5
 
 
+    # share of the old label's rows allowed after the new label's first use (stragglers after a switch)
+    rename_max_overlap: float = 0.02
+    rename_min_rows: int = 5  # an unknown label needs this many rows before it can be called a rename
 class SplitSpec(_Strict):
     train: float = 0.8
     val: float = 0.1

@@ -1,0 +1,392 @@
+"""Exact and near-duplicate detection for masked tickets.
+
+Exact duplicates share a normalised text (case, Unicode form, whitespace and end punctuation
+ignored). Near duplicates and templated tickets share most character n-grams of a *template* text
+(placeholders reduced to their type, numbers and ids collapsed) and are found with MinHash LSH
+(rensa by default, datasketch as an alternative backend), then verified by exact Jaccard so the LSH
+never contributes a false positive. Verified pairs are joined by union-find with a size cap so that
+chained similarity (a~b~c~...) cannot swallow a whole class. Cluster ids are derived from content,
+so a cluster keeps its id when unrelated tickets are added.
+
+The clusters feed the label checks (conflicting labels inside a cluster) and the template-aware
+split (whole clusters are assigned to one split; `cross_pairs` is the blocking leak check).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import DedupSpec
+
+__all__ = [
+    "normalize_text",
+    "normalize_template",
+    "shingles",
+    "lsh_params",
+    "NearDupIndex",
+    "find_clusters",
+    "cluster_label_conflicts",
+    "cross_pairs",
+]
+
+# --------------------------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------------------------
+_WS = re.compile(r"\s+")
+# Masking placeholders: <PERSON_1>, <PHONE_NUMBER_2>, <KZ_IIN_1>, salted <PERSON_1a2b3c4d>, bare <IBAN_CODE>.
+# The type is upper case; the token is digits or lower-case hex, so <CREDIT_CARD_1> gives CREDIT_CARD.
+_PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9]*(?:_[A-Z][A-Z0-9]*)*?)(?:_(?:[0-9]+|[0-9a-f]{4,}))?>")
+# Mixed letter+digit tokens of 6+ characters (order numbers, references, masked ids) -> <id>.
+_ALNUM_ID = re.compile(r"\b(?=[a-z0-9]*[0-9])(?=[a-z0-9]*[a-z])[a-z0-9]{6,}\b")
+# Amounts, dates, times, card fragments: a digit run with internal separators -> one 0.
+_NUMBER = re.compile(r"\d+(?:[.,:/\-]\d+)*")
+
+
+def _strip_end_punct(s: str) -> str:
+    # str.strip cannot take "all Unicode punctuation"; walk the ends by category instead.
+    i, j = 0, len(s)
+    while i < j and (unicodedata.category(s[i]).startswith("P") or s[i].isspace()):
+        i += 1
+    while j > i and (unicodedata.category(s[j - 1]).startswith("P") or s[j - 1].isspace()):
+        j -= 1
+    return s[i:j]
+
+
+def normalize_text(text: str) -> str:
+    """Key for exact duplicates: NFKC, casefold, whitespace collapsed, punctuation stripped at the ends."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    s = unicodedata.normalize("NFKC", str(text)).casefold()
+    s = _WS.sub(" ", s).strip()
+    return _strip_end_punct(s)
+
+
+def normalize_template(text: str) -> str:
+    """Key for templates: placeholders to their type, ids to <id>, numbers to 0, then `normalize_text`."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    s = _PLACEHOLDER.sub(lambda m: f"<{m.group(1).lower()}>", unicodedata.normalize("NFKC", str(text)))
+    s = normalize_text(s)
+    s = _ALNUM_ID.sub("<id>", s)
+    s = _NUMBER.sub("0", s)
+    return s
+
+
+def _char_ngrams(s: str, n: int) -> set[str]:
+    if len(s) <= n:
+        return {s}
+    return {s[i : i + n] for i in range(len(s) - n + 1)}
+
+
+def shingles(text: str, n: int) -> set[str]:
+    """Character n-grams of `normalize_template(text)` (a text shorter than n is one shingle)."""
+    return _char_ngrams(normalize_template(text), n)
+
+
+def _jaccard(a: set, b: set) -> float:
+    if not a and not b:
+        return 1.0
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def lsh_params(num_perm: int, threshold: float, bands: int | None = None, min_recall: float = 0.999) -> tuple[int, int]:
+    """(bands, rows) for MinHash LSH.
+
+    A pair with Jaccard J becomes a candidate with probability 1 - (1 - J^r)^b. Candidates are
+    verified exactly afterwards, so missed pairs cost quality while extra candidates only cost time:
+    take the largest r (fewest candidates) that still catches a pair at the threshold with
+    probability >= min_recall. The index then uses b*r <= num_perm permutations.
+    """
+    if bands is not None:
+        return bands, max(1, num_perm // bands)
+    best = (num_perm, 1)
+    for r in range(1, num_perm + 1):
+        b = num_perm // r
+        if b < 1:
+            break
+        if 1.0 - (1.0 - threshold**r) ** b >= min_recall:
+            best = (b, r)
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# MinHash LSH index
+# --------------------------------------------------------------------------------------------
+class NearDupIndex:
+    """MinHash LSH over template shingles, with exact-Jaccard verification of every candidate.
+
+    Keys are the caller's strings; internally items are numbered because rensa keys are integers.
+    """
+
+    def __init__(self, spec: DedupSpec, threshold: float | None = None):
+        self.spec = spec
+        self.threshold = spec.threshold if threshold is None else float(threshold)
+        self.bands, self.rows = lsh_params(spec.num_perm, self.threshold, spec.lsh_bands)
+        self.num_perm = self.bands * self.rows
+        self.backend = spec.backend
+        self.keys: list[str] = []
+        self.sets: list[set[str]] = []
+        self._minhashes: list = []
+        if self.backend == "rensa":
+            from rensa import RMinHashLSH
+
+            self._lsh = RMinHashLSH(self.threshold, self.num_perm, self.bands)
+        elif self.backend == "datasketch":
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(num_perm=self.num_perm, params=(self.bands, self.rows))
+        else:  # pragma: no cover - pydantic restricts the value
+            raise ValueError(f"unknown MinHash backend {self.backend!r}")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    # -- minhash ---------------------------------------------------------------------------
+    def _minhash(self, sets: list[set[str]]) -> list:
+        if self.backend == "rensa":
+            from rensa import RMinHash
+
+            return RMinHash.from_token_sets([list(s) for s in sets], self.num_perm, self.spec.seed)
+        from datasketch import MinHash
+
+        return MinHash.bulk([[t.encode("utf-8") for t in s] for s in sets], num_perm=self.num_perm, seed=self.spec.seed)
+
+    def _shingle(self, texts: Sequence[str]) -> list[set[str]]:
+        return [shingles(t, self.spec.ngram) for t in texts]
+
+    # -- building --------------------------------------------------------------------------
+    def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
+        if len(keys) != len(texts):
+            raise ValueError("keys and texts must have the same length")
+        self._add_sets([str(k) for k in keys], self._shingle(texts))
+
+    def _add_sets(self, keys: list[str], sets: list[set[str]]) -> None:
+        start = len(self.keys)
+        mhs = self._minhash(sets)
+        if self.backend == "rensa":
+            self._lsh.insert_many(mhs, start)
+        else:
+            with self._lsh.insertion_session() as session:
+                for i, mh in enumerate(mhs):
+                    session.insert(start + i, mh, check_duplication=False)
+        self.keys.extend(keys)
+        self.sets.extend(sets)
+        self._minhashes.extend(mhs)
+
+    # -- querying --------------------------------------------------------------------------
+    def _candidates(self, mhs: list) -> list[list[int]]:
+        if self.backend == "rensa":
+            return [list(c) for c in self._lsh.query_all(mhs)]
+        return [list(self._lsh.query(mh)) for mh in mhs]
+
+    def _verified(self, sets: list[set[str]], mhs: list) -> list[list[tuple[int, float]]]:
+        out = []
+        for s, cands in zip(sets, self._candidates(mhs)):
+            hits = []
+            for c in sorted(cands):
+                j = _jaccard(s, self.sets[c])
+                if j >= self.threshold:
+                    hits.append((c, j))
+            out.append(hits)
+        return out
+
+    def query_scored(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Per text: (key, exact Jaccard) of indexed items at or above the threshold."""
+        sets = self._shingle(texts)
+        hits = self._verified(sets, self._minhash(sets))
+        return [[(self.keys[c], j) for c, j in row] for row in hits]
+
+    def query(self, texts: Sequence[str]) -> list[list[str]]:
+        """Per text: keys of indexed items whose exact template Jaccard is >= the threshold."""
+        return [[k for k, _ in row] for row in self.query_scored(texts)]
+
+    def self_pairs(self) -> list[tuple[int, int, float]]:
+        """Verified pairs (i < j, jaccard) among the indexed items, by internal position."""
+        pairs = []
+        for i, hits in enumerate(self._verified(self.sets, self._minhashes)):
+            pairs.extend((i, c, j) for c, j in hits if c > i)
+        return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# clustering
+# --------------------------------------------------------------------------------------------
+def _sha(s: str) -> str:
+    return hashlib.sha1(s.encode("utf-8")).hexdigest()[:16]
+
+
+class _CappedUnionFind:
+    # A size-capped union-find is a few lines; no library in the stack offers the cap.
+    def __init__(self, n: int, cap: int):
+        self.parent = list(range(n))
+        self.size = [1] * n
+        self.cap = cap
+        self.refused = 0
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if self.size[ra] + self.size[rb] > self.cap:
+            self.refused += 1
+            return False
+        if ra > rb:  # smaller index becomes root: deterministic
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+        return True
+
+
+def find_clusters(df: pd.DataFrame, spec: DedupSpec) -> tuple[pd.DataFrame, dict]:
+    """Exact groups and capped near-duplicate/template clusters, one row per ticket.
+
+    Returns (frame, stats). The frame has ticket_id, exact_group, template_key, cluster_id,
+    cluster_size (rows), cluster_templates (distinct template texts), is_representative, dup_kind:
+    'unique' (alone in its cluster), 'exact' (the cluster is one exact group), 'near' (the cluster
+    joins several exact groups: rewordings or templated tickets).
+
+    The size cap counts distinct template texts, not rows: identical templates are never separated
+    (that would be a guaranteed leak), so a template used by 40 tickets is one cluster of 40 rows.
+    Verified pairs are merged strongest first; a merge whose union would exceed
+    `spec.max_cluster_size` templates is refused and counted in stats['capped_merges'].
+    """
+    if not df["ticket_id"].is_unique:
+        raise ValueError("ticket_id must be unique")
+    ticket_id = df["ticket_id"].astype(str).to_numpy()
+    norm = [normalize_text(t) for t in df["text"]]
+    templ = [normalize_template(t) for t in df["text"]]
+
+    nodes = sorted(set(templ))  # sorted: internal numbering does not depend on row order
+    node_of = {t: i for i, t in enumerate(nodes)}
+    row_node = np.fromiter((node_of[t] for t in templ), dtype=np.int64, count=len(templ))
+
+    index = NearDupIndex(spec)
+    index._add_sets([str(i) for i in range(len(nodes))], [_char_ngrams(t, spec.ngram) for t in nodes])
+    pairs = index.self_pairs()
+    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))  # strongest links first, ties by content order
+
+    uf = _CappedUnionFind(len(nodes), spec.max_cluster_size)
+    for a, b, _ in pairs:
+        uf.union(a, b)
+    root = np.array([uf.find(i) for i in range(len(nodes))], dtype=np.int64)
+    # nodes are sorted, so the root (smallest index) is the smallest template text of its cluster
+    cluster_of_node = np.array(["c_" + _sha(nodes[r]) for r in root], dtype=object)
+    templates_per_root = Counter(root.tolist())
+
+    out = pd.DataFrame(
+        {
+            "ticket_id": ticket_id,
+            "exact_group": ["e_" + _sha(s) for s in norm],
+            "template_key": ["t_" + _sha(t) for t in templ],
+            "cluster_id": cluster_of_node[row_node],
+            "cluster_templates": [templates_per_root[r] for r in root[row_node]],
+        }
+    )
+    out["cluster_size"] = out.groupby("cluster_id")["ticket_id"].transform("size").astype(int)
+    groups_in_cluster = out.groupby("cluster_id")["exact_group"].transform("nunique")
+    out["dup_kind"] = np.where(out["cluster_size"] == 1, "unique", np.where(groups_in_cluster == 1, "exact", "near"))
+
+    # representative: earliest created_at, then smallest ticket_id
+    order = pd.DataFrame({"i": np.arange(len(out)), "cluster_id": out["cluster_id"], "ticket_id": ticket_id})
+    order["created_at"] = df["created_at"].to_numpy() if "created_at" in df else pd.NaT
+    order = order.sort_values(["cluster_id", "created_at", "ticket_id"], na_position="last", kind="mergesort")
+    rep = np.zeros(len(out), dtype=bool)
+    rep[order.drop_duplicates("cluster_id")["i"].to_numpy()] = True
+    out["is_representative"] = rep
+    out = out[["ticket_id", "exact_group", "template_key", "cluster_id", "cluster_size", "cluster_templates",
+               "is_representative", "dup_kind"]]
+
+    exact_sizes = out.groupby("exact_group").size()
+    cl = out.groupby("cluster_id").agg(rows=("ticket_id", "size"), groups=("exact_group", "nunique"))
+    near = cl[cl["groups"] > 1]
+    sizes = cl["rows"]
+    bins = [1, 2, 3, 5, 10, 25, 100, math.inf]
+    hist = {}
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        n = int(((sizes >= lo) & (sizes < hi)).sum())
+        hist[f"{lo}" if hi == lo + 1 else (f"{lo}-{int(hi) - 1}" if hi != math.inf else f"{lo}+")] = n
+    stats = {
+        "n_tickets": int(len(out)),
+        "n_exact_groups": int(len(exact_sizes)),
+        "n_exact_groups_with_dups": int((exact_sizes > 1).sum()),
+        "n_exact_dup_rows": int((exact_sizes - 1).sum()),
+        "n_templates": int(len(nodes)),
+        "n_clusters": int(len(cl)),
+        "n_near_clusters": int(len(near)),
+        "n_near_dup_rows": int((near["groups"] - 1).sum()),  # redundant rows beyond exact copies
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+        "largest_cluster_templates": int(max(templates_per_root.values())) if templates_per_root else 0,
+        "n_verified_pairs": int(len(pairs)),
+        "capped_merges": int(uf.refused),
+        "cluster_size_histogram": hist,
+        "lsh": {"backend": spec.backend, "bands": index.bands, "rows": index.rows, "num_perm": index.num_perm},
+    }
+    return out, stats
+
+
+def cluster_label_conflicts(df: pd.DataFrame, label_col: str = "label") -> pd.DataFrame:
+    """Exact groups, then clusters, whose members carry different labels.
+
+    `df` needs ticket_id, exact_group, cluster_id, the label column and (optionally) operator_id.
+    Rows with no label are ignored. A cluster is reported only if its disagreement is not already
+    fully explained by one exact group (level 'exact' first, then 'cluster').
+    Columns: level, group_id, cluster_id, labels, counts, ticket_ids, operators, n_operators.
+    """
+    if label_col not in df.columns and "label_raw" in df.columns:
+        label_col = "label_raw"
+    d = df[df[label_col].notna()].copy()
+    if "operator_id" not in d.columns:
+        d["operator_id"] = None
+    rows = []
+    for level, key in (("exact", "exact_group"), ("cluster", "cluster_id")):
+        nlab = d.groupby(key)[label_col].nunique()
+        for gid in sorted(nlab[nlab > 1].index):
+            g = d[d[key] == gid].sort_values("ticket_id")
+            if level == "cluster":
+                # already reported as one exact group with the same members
+                if g["exact_group"].nunique() == 1:
+                    continue
+            counts = g[label_col].value_counts()
+            counts = counts.sort_index().sort_values(ascending=False, kind="mergesort")
+            ops = sorted({str(o) for o in g["operator_id"].dropna()})
+            rows.append(
+                {
+                    "level": level,
+                    "group_id": gid,
+                    "cluster_id": g["cluster_id"].iloc[0],
+                    "labels": list(counts.index),
+                    "counts": [int(c) for c in counts.to_numpy()],
+                    "ticket_ids": list(g["ticket_id"].astype(str)),
+                    "operators": ops,
+                    "n_operators": len(ops),
+                }
+            )
+    cols = ["level", "group_id", "cluster_id", "labels", "counts", "ticket_ids", "operators", "n_operators"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cross_pairs(a: pd.DataFrame, b: pd.DataFrame, spec: DedupSpec, threshold: float | None = None) -> pd.DataFrame:
+    """Near-duplicate pairs between two ticket sets: ticket_id_a, ticket_id_b, jaccard (exact, template).
+
+    `a` is indexed, `b` queries it. Used by the blocking check that no near-duplicate straddles splits.
+    """
+    index = NearDupIndex(spec, threshold=threshold)
+    index.add(a["ticket_id"].astype(str).tolist(), a["text"].tolist())
+    hits = index.query_scored(b["text"].tolist())
+    recs = [(ka, kb, j) for kb, row in zip(b["ticket_id"].astype(str), hits) for ka, j in row]
+    out = pd.DataFrame(recs, columns=["ticket_id_a", "ticket_id_b", "jaccard"])
+    return out.sort_values(["ticket_id_b", "ticket_id_a"], kind="mergesort").reset_index(drop=True)
