@@ -84,11 +84,11 @@ class DedupSpec(_Strict):
     threshold: float = 0.8  # Jaccard threshold for near-duplicates
     max_cluster_size: int = 25  # guard against chained similarity swallowing a class
     seed: int = 13
-
-
     backend: Literal["rensa", "datasketch"] = "rensa"  # MinHash LSH implementation
     # LSH bands; None -> the fewest candidates that still catch a pair at the threshold with p >= 0.999
     lsh_bands: int | None = None
+
+
 class LabelCheckSpec(_Strict):
     policy: Literal["flag", "drop"] = "flag"
     cv_folds: int = 5
@@ -96,11 +96,11 @@ class LabelCheckSpec(_Strict):
     seed: int = 13
     # a label whose last use is before another label's first use, with similar texts, is a rename
     rename_min_similarity: float = 0.5
-
-
     # share of the old label's rows allowed after the new label's first use (stragglers after a switch)
     rename_max_overlap: float = 0.02
     rename_min_rows: int = 5  # an unknown label needs this many rows before it can be called a rename
+
+
 class SplitSpec(_Strict):
     train: float = 0.8
     val: float = 0.1
