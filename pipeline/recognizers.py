@@ -1,0 +1,387 @@
+"""Custom PII recognizers for the masking stage: Kazakhstan identifiers, phones, cards, IBANs, names, addresses.
+
+Everything here is a Presidio recognizer (``PatternRecognizer`` where a regex plus a checksum is enough,
+``EntityRecognizer`` where a capture group or a token rule is needed) so the set can also be plugged into a
+Presidio ``AnalyzerEngine``. ``build_recognizers()`` returns the list the masker runs, each tagged with the
+characters a text must contain for the recognizer to have any chance (a cheap gate: a text with no digit
+cannot hold a phone number).
+
+Checksums implemented here (the leak guard has its own, independent copies):
+- Luhn for payment cards, ISO 7064 mod 97 for IBANs,
+- the Kazakh IIN/BIN control digit (two weighted passes mod 11).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # Presidio's email check must stay offline
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, List, Optional
+
+import regex
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IpRecognizer, UrlRecognizer, UsSsnRecognizer
+
+CASE_SENSITIVE = regex.DOTALL | regex.MULTILINE  # Presidio's default adds IGNORECASE; names need case
+
+
+# --------------------------------------------------------------------------------------------------
+# checksums
+# --------------------------------------------------------------------------------------------------
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(value: str) -> bool:
+    s = re.sub(r"[\s-]", "", value).upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", s):
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def kz_control_ok(digits: str) -> bool:
+    """Control digit of a Kazakh IIN/BIN: weights 1..11, and if the remainder is 10, weights 3..11,1,2."""
+    if len(digits) != 12 or not digits.isdigit():
+        return False
+    d = [int(c) for c in digits]
+    s = sum(d[i] * (i + 1) for i in range(11)) % 11
+    if s == 10:
+        w2 = [3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2]
+        s = sum(d[i] * w2[i] for i in range(11)) % 11
+        if s == 10:
+            return False
+    return s == d[11]
+
+
+def kz_iin_ok(digits: str) -> bool:
+    """IIN: YYMMDD birth date, 7th digit century/sex (1-6; 0 is used for some foreigners), control digit."""
+    if not kz_control_ok(digits) or digits[6] not in "0123456":
+        return False
+    century = {"1": 1800, "2": 1800, "3": 1900, "4": 1900, "5": 2000, "6": 2000, "0": 1900}[digits[6]]
+    try:
+        date(century + int(digits[:2]), int(digits[2:4]), int(digits[4:6]))
+    except ValueError:
+        return False
+    return True
+
+
+def kz_bin_ok(digits: str) -> bool:
+    """BIN: YYMM of registration, 5th digit entity kind (4 resident, 5 non-resident, 6 sole trader), control."""
+    return kz_control_ok(digits) and 1 <= int(digits[2:4]) <= 12 and digits[4] in "456"
+
+
+# --------------------------------------------------------------------------------------------------
+# context: a window check in the raw text (hand-written: Presidio's context enhancer needs lemmas, i.e.
+# the tagger + lemmatizer, which would cost more than the whole NER pass we run)
+# --------------------------------------------------------------------------------------------------
+def has_context(text: str, start: int, end: int, words: tuple[str, ...], before: int = 48, after: int = 24) -> bool:
+    window = text[max(0, start - before):start].lower() + " " + text[end:end + after].lower()
+    return any(w in window for w in words)
+
+
+class ContextPatternRecognizer(PatternRecognizer):
+    """PatternRecognizer whose weak matches are raised by a context word near the match."""
+
+    def __init__(self, *args, context_boost: float = 0.35, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.context_boost = context_boost
+        self._ctx = tuple(w.lower() for w in (self.context or []))
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        if self._ctx:
+            for r in results:
+                if r.score < 1.0 and has_context(text, r.start, r.end, self._ctx):
+                    r.score = min(1.0, r.score + self.context_boost)
+        return results
+
+
+# --------------------------------------------------------------------------------------------------
+# structured identifiers
+# --------------------------------------------------------------------------------------------------
+class KzIinBinRecognizer(PatternRecognizer):
+    """12-digit Kazakh IIN (person) or BIN (company), accepted only with a valid control digit."""
+
+    CONTEXT = ["iin", "иин", "bin", "бин", "жсн", "бсн", "individual identification", "tax"]
+
+    def __init__(self, entity: str):
+        self._check: Callable[[str], bool] = kz_iin_ok if entity == "KZ_IIN" else kz_bin_ok
+        super().__init__(
+            supported_entity=entity,
+            name=f"{entity}Recognizer",
+            patterns=[Pattern(entity, r"(?<![\d\w])\d{12}(?![\d\w])", 0.6)],
+            context=self.CONTEXT,
+        )
+
+    def validate_result(self, pattern_text: str) -> Optional[bool]:
+        return self._check(pattern_text)
+
+
+class CardRecognizer(PatternRecognizer):
+    """Payment cards, 12-19 digits, with or without separators, accepted only if the Luhn check passes.
+
+    Wider than Presidio's CreditCardRecognizer (which misses issuer prefixes 0/2 and 12-digit Maestro);
+    the separator forms are restricted to card layouts (4-4-4-4[-3], Amex 4-6-5) so phone numbers with
+    spaces are not read as cards.
+    """
+
+    PATTERNS = [
+        Pattern("card contiguous", r"(?<![\d\w+])\d{12,19}(?![\d\w])", 0.5),
+        Pattern("card 4-blocks", r"(?<![\d\w+])\d{4}(?:([ -])\d{4}){2}\1\d{1,7}(?:\1\d{1,3})?(?![\d\w])", 0.5),
+        Pattern("card amex", r"(?<![\d\w+])\d{4}([ -])\d{6}\1\d{4,5}(?![\d\w])", 0.5),
+    ]
+    CONTEXT = ["card", "карт", "visa", "mastercard", "credit", "debit"]
+
+    def __init__(self):
+        super().__init__(supported_entity="CREDIT_CARD", name="CardLuhnRecognizer", patterns=self.PATTERNS,
+                         context=self.CONTEXT)
+
+    def validate_result(self, pattern_text: str) -> Optional[bool]:
+        digits = re.sub(r"\D", "", pattern_text)
+        return 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1
+
+
+class IbanMod97Recognizer(PatternRecognizer):
+    """IBANs of any country (KZ: 20 characters), any case, grouped by 4 or not, checked by ISO 7064 mod 97."""
+
+    PATTERNS = [Pattern("iban", r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{4}){2,7}(?:[ -]?[A-Za-z0-9]{1,4})?(?![\w])", 0.5)]
+
+    def __init__(self):
+        super().__init__(supported_entity="IBAN_CODE", name="IbanMod97Recognizer", patterns=self.PATTERNS,
+                         context=["iban", "иик", "account", "счет", "счёт"])
+
+    def validate_result(self, pattern_text: str) -> Optional[bool]:
+        return iban_ok(pattern_text)
+
+
+# Kazakh mobile/landline numbers: country code 7 (written +7, 7 or the trunk prefix 8), area/operator code
+# 7xx (mobile) or 7xxx (city), then 7 digits written in any grouping.
+KZ_PHONE = (r"(?<![\w+])(?:\+\s?7|8|7)[\s-]?\(?7\d{2}\)?[\s-]?\d{3}[\s-]?\d{2}[\s-]?\d{2}(?![\w])"
+            r"|(?<![\w+])(?:\+\s?7|8)[\s-]?\(?7\d{3}\)?[\s-]?\d{2}[\s-]?\d{2}[\s-]?\d{2}(?![\w])")
+
+# Generic international writings: +cc, (0), (area), 2-6 groups of digits separated by space, dot or dash,
+# an optional extension. The validator keeps 7-15 digits and drops dates and decimal amounts.
+GENERIC_PHONE = (r"(?<![\w+.\-/])(?:\+\d{1,3}[\s.-]?|00\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,4}\)\s?)?"
+                 r"\d{1,5}(?:[\s.-]\d{1,5}){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w]|[.-]\d)"
+                 r"|(?<![\w+.\-/])(?:\+\d{1,3}\s?)?(?:\(\d{1,4}\)\s?)\d{2,5}(?:[\s.-]\d{2,5})*(?:\s?x\s?\d{1,5})?(?![\w])"
+                 r"|(?<![\w.\-/])\+?\d{9,15}(?:\s?x\s?\d{1,5})?(?![\w])")
+_DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})(?:\s+\d{1,2})?$")
+PHONE_CONTEXT = ("phone", "call", "mobile", "tel", "fax", "office", "desk", "number", "messages", "sms",
+                 "text me", "answering", "registered", "contact", "reach", "whatsapp", "тел", "моб", "номер",
+                 "звон", "cell", "landline")
+
+
+class PhonePatternRecognizer(PatternRecognizer):
+    """Phone numbers in Kazakh and international writings (hand-written patterns: the phonenumbers-based
+    Presidio PhoneRecognizer needs a region list, misses most of these forms and is several times slower).
+
+    Score: 0.9 for Kazakh numbers, 0.6 for 9+ digits, 0.3 for 7-8 digits (raised above threshold by a
+    phone context word nearby).
+    """
+
+    def __init__(self):
+        super().__init__(
+            supported_entity="PHONE_NUMBER", name="PhonePatternRecognizer",
+            patterns=[Pattern("kz phone", KZ_PHONE, 0.9), Pattern("phone", GENERIC_PHONE, 0.3)],
+            global_regex_flags=regex.IGNORECASE,
+        )
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        out = []
+        for r in super().analyze(text, entities, nlp_artifacts, regex_flags):
+            value = text[r.start:r.end]
+            digits = re.sub(r"\D", "", re.split(r"(?i)\s?(?:x|ext)", value)[0])
+            if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or re.fullmatch(r"\d+\.\d{1,2}", value):
+                continue
+            if r.score < 0.9:
+                r.score = 0.6 if len(digits) >= 9 else 0.3
+                if has_context(text, r.start, r.end, PHONE_CONTEXT, before=60):
+                    r.score += 0.35
+            out.append(r)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# names
+# --------------------------------------------------------------------------------------------------
+_CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ][\w'’-]*"
+_NAME = rf"{_CAP}(?:\s+[A-Z]\.?)?(?:\s+{_CAP}){{0,2}}"
+# cue phrases that introduce a person; the strong ones also take a lower-case name
+_STRONG_CUES = r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:"
+_WEAK_CUES = (r"i am|i'm|this is|call me|calls me|dear|hi|hello|hey|thanks|thank you|regards|sincerely|"
+              r"mr\.?|mrs\.?|ms\.?|miss|mx\.?|dr\.?|sir|madam|mister|with|to|from|by|and|named|called")
+_NOT_NAMES = {
+    "I", "The", "A", "An", "My", "Sir", "Madam", "Team", "Support", "Bank", "Customer", "There", "Thanks", "Thank",
+    "Please", "Hello", "Hi", "Dear", "Card", "Visa", "Mastercard", "Google", "Apple", "Pay", "ATM", "PIN", "OK",
+    "Is", "Are", "Can", "Could", "Will", "Would", "What", "Why", "How", "When", "Where", "Who", "Yes", "No",
+    "Phone", "Mobile", "Email", "E-mail", "Date", "Name", "Address", "Website", "Office", "Desk", "Fax",
+    "Personal", "Info", "Today", "Yesterday", "Tomorrow", "Monday", "Tuesday", "Wednesday", "Thursday",
+    "Friday", "Saturday", "Sunday", "January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December", "Euro", "Euros", "Dollar", "Dollars", "USD", "EUR", "GBP",
+    "KZT", "Tenge", "Account", "Transfer", "Payment", "Bot", "User", "Agent", "Mr", "Mrs", "Ms", "Dr", "Miss",
+}
+
+
+@dataclass(frozen=True)
+class _Cue:
+    pattern: "regex.Pattern"
+    score: float
+
+
+class CueNameRecognizer(EntityRecognizer):
+    """A person's name right after a cue ("my name is", "Name:", "Mr.", "Hi", "Dear", "меня зовут").
+
+    A PatternRecognizer returns the whole match, cue included; this one returns only the captured name,
+    hence an EntityRecognizer with a capture group.
+    """
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="CueNameRecognizer")
+
+    def load(self) -> None:
+        self.cues = [
+            _Cue(regex.compile(rf"(?i:\b(?:{_STRONG_CUES}))\s+(?P<n>{_NAME}|[a-zа-яё][\w'-]+(?:\s+[a-zа-яё][\w'-]+)?(?=\s*(?:[,.!?;\n]|$|and\b|but\b)))"), 0.85),
+            _Cue(regex.compile(rf"(?i:\b(?:{_WEAK_CUES}))\s+(?P<n>{_NAME})"), 0.45),
+        ]
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out: List[RecognizerResult] = []
+        for cue in self.cues:
+            for m in cue.pattern.finditer(text):
+                s, e = m.span("n")
+                words = text[s:e].split()
+                while words and words[-1].strip(".,") in _NOT_NAMES:
+                    words.pop()
+                while words and words[0].strip(".,") in _NOT_NAMES:
+                    s += text[s:e].index(words[0]) + len(words[0])
+                    words.pop(0)
+                if not words:
+                    continue
+                s = text.index(words[0], s)
+                e = text.index(words[-1], s) + len(words[-1])
+                out.append(RecognizerResult("PERSON", s, e, cue.score))
+        return out
+
+
+# Surname / patronymic endings of Russian, Kazakh, Ukrainian, Caucasian origin in Latin letters.
+_SUFFIX_WORD = (r"[A-Z][a-z]{2,}(?:ov|ova|ev|eva|yov|yova|in|ina|enko|bekov|bekova|baev|baeva|bayev|bayeva|"
+                r"uly|kyzy|ovich|evich|ovna|evna|ichna|sky|skiy|skaya|ski|yan|shvili|dze|zhanov|zhanova|"
+                r"ullin|ullina|aliev|alieva)")
+_CYR_SUFFIX_WORD = r"[А-ЯЁӘҒҚҢӨҰҮҺІ][а-яёәғқңөұүһі]{2,}(?:ов|ова|ев|ева|ин|ина|енко|улы|ұлы|кызы|қызы|ович|евич|овна|евна)"
+_NOT_SURNAMES = {"Kiev", "Lviv", "Berlin", "Latin", "Bitcoin", "Dublin", "Austin", "Erevan", "Baikonur",
+                 "Mandarin", "Penguin", "Admin", "Login", "Coin", "Pin", "Margin", "Begin", "Within", "Cabin",
+                 "Robin", "Kevin", "Gavin", "Irvin", "Marvin", "Online", "Machine", "Vaccine", "Routine",
+                 "Magazine", "Medicine", "Airline", "Deadline", "Cousin", "Origin", "Engine", "Domain",
+                 "Kremlin", "Stalin", "Lenin", "Tashkent", "Moscow", "Prov", "Dev", "Rev", "Lev"}
+
+
+class SlavicTurkicNameRecognizer(EntityRecognizer):
+    """Names of Russian and Kazakh origin that the small English NER model misses (Dauren Serikbayev,
+    Aigerim Nurlanovna, Иван Петров): a word with a surname/patronymic ending, joined with the capitalised
+    words next to it. Token rule, not a fixed list, so it generalises to unseen names."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="SlavicTurkicNameRecognizer")
+
+    def load(self) -> None:
+        cap = r"[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w'-]+"
+        self.pattern = regex.compile(
+            rf"(?:{cap}\s+){{0,2}}(?:{_SUFFIX_WORD}|{_CYR_SUFFIX_WORD})\b(?:\s+{cap}){{0,2}}")
+        self.word = regex.compile(rf"^(?:{_SUFFIX_WORD}|{_CYR_SUFFIX_WORD})$")
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in self.pattern.finditer(text):
+            words = [(w.group(), w.start() + m.start()) for w in regex.finditer(r"\S+", m.group())]
+            words = [(w.strip(".,;:!?()\"'"), st) for w, st in words]
+            if not any(self.word.match(w) and w not in _NOT_SURNAMES for w, _ in words):
+                continue
+            while words and (words[0][0] in _NOT_NAMES or words[0][0].isupper()):
+                words.pop(0)
+            while words and (words[-1][0] in _NOT_NAMES or words[-1][0].isupper()):
+                words.pop()
+            if not words:
+                continue
+            s = words[0][1]
+            e = words[-1][1] + len(words[-1][0])
+            out.append(RecognizerResult("PERSON", s, e, 0.7))
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# addresses (hand-written patterns: spaCy's small model tags cities, rarely house numbers, streets or units)
+# --------------------------------------------------------------------------------------------------
+_STREET_WORDS = (r"Street|St|Road|Rd|Avenue|Ave|Av|Way|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|"
+                 r"Square|Sq|Terrace|Highway|Hwy|Parkway|Pkwy|Crescent|Close|Row|Walk|Hill|Gardens|Green|"
+                 r"Park|Forges|Mews|Trail|Circle|Cir|Plaza|Alley|Ridge|Grove|Valley|View")
+_STREET_SUFFIX = (r"katu|kuja|tie|polku|vej|gade|gatan|gata|vägen|väg|veien|vegen|straße|strasse|str\.?|weg|"
+                  r"laan|straat|plein|gasse|utca|ulica|út|iela|gatve|tee|allee|allé|platz|ring|damm|gränd")
+_STREET_PREFIX = (r"Rue|Rua|Via|Viale|Calle|Avenida|Avda\.?|Av\.|Ul\.|ul\.|ulitsa|Ulitsa|pr\.|prospekt|"
+                  r"Prospekt|mkr\.?|Mkr\.?|mikrorayon|Piazza|Plac|Carrer|Camino|Paseo|Trg|trg|Jana|"
+                  r"ул\.|улица|пр\.|пр-т|проспект|мкр\.?|микрорайон|пер\.|переулок|бульвар|шоссе|көшесі|даңғылы")
+_UC = r"[A-ZÀ-ÖØ-ÞĀ-ſ][\w'’.-]*"
+_ADDRESS_PATTERNS = [
+    # 1317 Kimberly Way / 72 Acheron Road Apt. 237 / 99449 18 McPherson Road
+    Pattern("number street", rf"\b\d{{1,5}}[A-Za-z]?(?:\s+\d{{1,5}})?\s+(?:{_UC}\s+){{0,3}}(?:{_STREET_WORDS})\b\.?", 0.6),
+    # Koskikatu 25, Hammarvägen 15, Brucker Bundesstrasse 31
+    Pattern("suffix street", rf"\b(?:{_UC}\s+){{0,2}}[\w'’-]*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[A-Za-z]?)?", 0.55),
+    # Rue de Piétrain 371, ul. Abaya 10, пр. Достык 5
+    Pattern("prefix street", rf"(?:\b|(?<=\s)|^)(?:{_STREET_PREFIX})\s+(?:(?:de|da|do|del|la|di|van|der)\s+)?(?:[\w'’.-]+\s+){{0,3}}?\d{{1,5}}[A-Za-z]?\b", 0.6),
+    # house number after a street name: "Erzsébet tér 19.", "Vana-Viru 25" is too vague alone -> context
+    Pattern("unit", r"(?i)\b(?:apt\.?|apartment|suite|ste\.?|unit|flat|room|box|psc|kv\.?|кв\.?|д\.|дом|офис)\s*#?\d{1,6}[A-Za-z]?\b", 0.6),
+    Pattern("military", r"\b(?:APO|FPO|DPO|apo|fpo|dpo)\s+(?:AA|AE|AP|aa|ae|ap)\s+\d{5}\b", 0.8),
+    Pattern("ship", r"\bUSN[SV]\s+[A-Z][a-z]+\b", 0.7),
+    Pattern("postbox", r"(?i)\b(?:postbox|p\.?\s?o\.?\s?box|а/я)\s*\d{1,6}\b", 0.7),
+]
+
+
+class AddressRecognizer(PatternRecognizer):
+    """Street lines, units, post boxes and military addresses (LOCATION)."""
+
+    def __init__(self):
+        super().__init__(supported_entity="LOCATION", name="AddressRecognizer", patterns=_ADDRESS_PATTERNS,
+                         global_regex_flags=CASE_SENSITIVE)
+
+
+# --------------------------------------------------------------------------------------------------
+# the set the masker runs
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class GatedRecognizer:
+    recognizer: EntityRecognizer
+    entities: list[str]
+    needs: str  # "digit", "@", "." or "" (always run)
+
+
+def build_recognizers() -> list[GatedRecognizer]:
+    """Recognizers run by the masker on every text, with the cheap necessary condition for each."""
+    cue = CueNameRecognizer()
+    cue.load()
+    slav = SlavicTurkicNameRecognizer()
+    slav.load()
+    return [
+        GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
+        GatedRecognizer(UrlRecognizer(), ["URL"], "."),
+        GatedRecognizer(IpRecognizer(), ["IP_ADDRESS"], "digit"),
+        GatedRecognizer(UsSsnRecognizer(), ["US_SSN"], "digit"),
+        GatedRecognizer(KzIinBinRecognizer("KZ_IIN"), ["KZ_IIN"], "digit"),
+        GatedRecognizer(KzIinBinRecognizer("KZ_BIN"), ["KZ_BIN"], "digit"),
+        GatedRecognizer(CardRecognizer(), ["CREDIT_CARD"], "digit"),
+        GatedRecognizer(IbanMod97Recognizer(), ["IBAN_CODE"], "digit"),
+        GatedRecognizer(PhonePatternRecognizer(), ["PHONE_NUMBER"], "digit"),
+        GatedRecognizer(AddressRecognizer(), ["LOCATION"], ""),
+        GatedRecognizer(cue, ["PERSON"], ""),
+        GatedRecognizer(slav, ["PERSON"], ""),
+    ]
