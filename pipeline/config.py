@@ -55,13 +55,15 @@ class LandingSpec(_Strict):
 
 
 class ColumnMap(_Strict):
-    """Canonical column -> column name in the export. Only text and label are required."""
+    """Canonical column -> column name in the export (defaults: the bundled sample's export).
+
+    Only text and label are required; a None ticket_id derives ids from file and row."""
 
     ticket_id: str | None = "ticket_id"
     created_at: str | None = "created_at"
     channel: str | None = "channel"
-    text: str = "text"
-    label: str = "label"
+    text: str = "customer_text"
+    label: str = "operator_label"
     operator_id: str | None = "operator_id"
 
 

@@ -1,0 +1,140 @@
+"""Asset checks on every edge of the data half. A check that guards what comes after it is blocking.
+
+Checks read the stored version (the asset's value is only a reference) and report counts, never text.
+"""
+
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from assets.data_assets import dataset_splits, deduplicated_tickets, labelled_tickets, masked_tickets, raw_tickets
+from assets.resources import TunegateConfigResource
+from pipeline import storage
+from pipeline.catalog import Catalog
+
+
+def _suite_result(res) -> AssetCheckResult:
+    failed = res.failed()
+    return AssetCheckResult(
+        passed=res.success,
+        metadata={"expectations": len(res.results), "failed": len(failed),
+                  "results": MetadataValue.json(res.results)},
+        description="; ".join(f"{f['expectation']}({f['column']}): {f['unexpected_count']} unexpected" for f in failed) or None,
+    )
+
+
+def _balance_md(bal) -> str:
+    lines = ["| label | train | val | test |", "|---|---|---|---|"]
+    lines += [f"| {lab} | {r.train} | {r.val} | {r.test} |" for lab, r in bal.iterrows()]
+    return "\n".join(lines)
+
+
+@asset_check(asset=raw_tickets, blocking=True, description="Great Expectations suite on the canonical raw table.")
+def raw_tickets_expectations(tunegate: TunegateConfigResource, raw_tickets: dict) -> AssetCheckResult:
+    from pipeline.validation import validate_raw_tickets
+
+    cfg = tunegate.load()
+    df = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_tickets["version"], "tickets")
+    return _suite_result(validate_raw_tickets(df, cfg.limits.min_text_chars, cfg.limits.max_text_chars))
+
+
+@asset_check(asset=raw_tickets, blocking=True, description="Nothing lost: rows in = rows kept + rows quarantined, per file.")
+def raw_tickets_accounted(tunegate: TunegateConfigResource, raw_tickets: dict) -> AssetCheckResult:
+    cfg = tunegate.load()
+    read = lambda part: storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_tickets["version"], part)
+    files, tickets, quarantine = read("files"), read("tickets"), read("quarantine")
+    kept = tickets.groupby("source_file").size()
+    quar = quarantine.groupby("source_file").size()
+    bad = [f.source_file for f in files.itertuples()
+           if f.rows_in != int(kept.get(f.source_file, 0)) + int(quar.get(f.source_file, 0))]
+    total_in = int(files["rows_in"].sum())
+    return AssetCheckResult(passed=not bad and total_in == len(tickets) + len(quarantine),
+                            metadata={"rows_in": total_in, "rows_kept": len(tickets),
+                                      "rows_quarantined": len(quarantine), "files_not_balanced": MetadataValue.json(bad)})
+
+
+@asset_check(asset=masked_tickets, blocking=True,
+             description="Independent leak guard: zero structured PII (email, phone, card, IBAN, IIN/BIN, IP, SSN) left.")
+def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    cfg = tunegate.load()
+    meta = Catalog(cfg.catalog_path).query(
+        "SELECT meta FROM artifact_versions WHERE artifact='masked_tickets' AND version=?", [masked_tickets["version"]])
+    import json
+
+    m = json.loads(meta.iloc[0]["meta"])
+    return AssetCheckResult(
+        passed=m["residual_rows"] == 0,
+        metadata={"residual_rows": m["residual_rows"], "residual_by_type": MetadataValue.json(m["residual_by_type"]),
+                  "residual_ticket_ids": MetadataValue.json(m["residual_ticket_ids"]),
+                  "rows_scanned": m["rows"], "residual_rate": m["residual_rows"] / max(1, m["rows"])})
+
+
+@asset_check(asset=deduplicated_tickets, blocking=True, description="No two kept tickets share a normalised text.")
+def deduplicated_no_exact_duplicates(deduplicated_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    from pipeline.dedup import normalize_text
+
+    cfg = tunegate.load()
+    df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "deduplicated_tickets",
+                              deduplicated_tickets["version"], "tickets")
+    dups = int(df["text"].map(normalize_text).duplicated().sum())
+    return AssetCheckResult(passed=dups == 0, metadata={"exact_duplicates_left": dups, "rows": len(df)})
+
+
+@asset_check(asset=labelled_tickets, blocking=False, description="Every kept label is in the taxonomy; share of flagged label issues.")
+def labelled_in_taxonomy(labelled_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    cfg = tunegate.load()
+    df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "labelled_tickets", labelled_tickets["version"], "tickets")
+    labelled = df[df["label"].notna()]
+    outside = int((~labelled["label"].isin(cfg.labels)).sum())
+    issue_share = float(df["label_issue"].mean()) if "label_issue" in df and len(df) else 0.0
+    return AssetCheckResult(passed=outside == 0, severity=AssetCheckSeverity.WARN if outside == 0 else AssetCheckSeverity.ERROR,
+                            metadata={"labels_outside_taxonomy": outside, "unlabelled_rows": int(df["label"].isna().sum()),
+                                      "label_issue_share": round(issue_share, 4)})
+
+
+@asset_check(asset=dataset_splits, blocking=True,
+             description="Zero near-duplicate pairs between test and train/val (and val and train) at the split threshold.")
+def splits_no_cross_split_near_duplicates(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    from pipeline.splits import cross_split_pairs
+    from pipeline.steps import read_split
+
+    cfg = tunegate.load()
+    tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
+    pairs = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
+    return AssetCheckResult(passed=len(pairs) == 0,
+                            metadata={"pairs": len(pairs), "threshold": cfg.splits.near_dup_threshold,
+                                      "pairs_preview": MetadataValue.json(pairs.head(20).to_dict("records"))})
+
+
+@asset_check(asset=dataset_splits, blocking=True,
+             description="Great Expectations suites on train/val/test, no ticket in two splits, no structured PII.")
+def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    from pipeline.leak_guard import scan_residual
+    from pipeline.steps import read_split
+    from pipeline.validation import validate_split
+
+    cfg = tunegate.load()
+    tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
+    results = {s: validate_split(s, t, cfg.labels, cfg.limits.min_text_chars, cfg.limits.max_text_chars)
+               for s, t in tables.items()}
+    ids = [set(t["ticket_id"]) for t in tables.values()]
+    overlap = len(ids[0] & ids[1]) + len(ids[0] & ids[2]) + len(ids[1] & ids[2])
+    pii = sum(1 for t in tables.values() for hits in scan_residual(t["text"].tolist()) if hits)
+    passed = all(r.success for r in results.values()) and overlap == 0 and pii == 0
+    return AssetCheckResult(passed=passed, metadata={
+        "suites": MetadataValue.json({s: {"success": r.success, "failed": r.failed()} for s, r in results.items()}),
+        "tickets_in_two_splits": overlap, "rows_with_structured_pii": pii})
+
+
+@asset_check(asset=dataset_splits, blocking=False, description="Every label appears in train and test; ratios near the config.")
+def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    from pipeline.splits import class_balance
+    from pipeline.steps import read_split
+
+    cfg = tunegate.load()
+    tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
+    bal = class_balance(tables)
+    missing_test = [l for l in cfg.labels if l not in bal.index or bal.loc[l, "test"] == 0]
+    missing_train = [l for l in cfg.labels if l not in bal.index or bal.loc[l, "train"] == 0]
+    return AssetCheckResult(passed=not missing_test and not missing_train, severity=AssetCheckSeverity.WARN,
+                            metadata={"labels_missing_in_test": MetadataValue.json(missing_test),
+                                      "labels_missing_in_train": MetadataValue.json(missing_train),
+                                      "balance": MetadataValue.md(_balance_md(bal))})

@@ -1,0 +1,2 @@
+"""The model half as assets (filled in as the stages land)."""
+sensors: list = []

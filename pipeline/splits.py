@@ -1,0 +1,154 @@
+"""Template-aware, stratified, stable train / val / test assignment.
+
+1. Group: tickets whose template texts (placeholders to their type, digits to 0, see
+   `dedup.normalize_template`) are near-duplicates at the split threshold are joined into one group
+   (connected components of the verified MinHash pairs). Unlike dedup, no size cap: a group that
+   straddled two splits would leak, and a big group only costs stratification, which we report.
+2. Keep: a ticket assigned in an earlier version keeps its split (the catalog's split_assignments).
+3. Inherit: a new ticket whose group already has assigned members joins that split, except that
+   frozen test groups take no new members: a new ticket close to a published test group is held
+   out (split `held_out`, reason `near_frozen_test`) so the test set of a published version never
+   changes and nothing like it enters train. A new ticket that bridges groups in different splits is
+   held out too (`bridges_splits`).
+4. Assign new groups, stratified by label: in a seeded hash order, each group goes to the split
+   whose share of that label is furthest below its target ratio.
+
+The blocking check `cross_split_pairs` verifies the result: zero near-duplicate pairs between test
+and train or val.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from pipeline.config import DedupSpec, SplitSpec
+from pipeline.dedup import NearDupIndex, cross_pairs, normalize_template
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitResult:
+    tables: dict[str, pd.DataFrame]  # train, val, test, held_out
+    new_assignments: pd.DataFrame  # ticket_id, split, group_key, first_version (filled on publish), reason
+    stats: dict
+
+
+def _hash(seed: int, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
+
+
+def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.Series:
+    """Group key per ticket: connected components of near-duplicate template texts."""
+    n = len(df)
+    if n == 0:
+        return pd.Series([], dtype=object)
+    index = NearDupIndex(dedup, threshold=threshold)
+    index.add(list(df["ticket_id"]), list(df["text"]))
+    pairs = index.self_pairs()
+    if pairs:
+        i, j, _ = zip(*pairs)
+        graph = coo_matrix((np.ones(len(i)), (np.array(i), np.array(j))), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+    else:
+        comp = np.arange(n)
+    templates = df["text"].map(normalize_template).to_numpy()
+    # content-derived key: the hash of the smallest template text in the component
+    first = pd.DataFrame({"comp": comp, "t": templates}).groupby("comp")["t"].min()
+    keys = first.map(lambda t: "g_" + hashlib.sha1(t.encode()).hexdigest()[:12])
+    return pd.Series(keys.loc[comp].to_numpy(), index=df.index)
+
+
+def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec) -> SplitResult:
+    """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out."""
+    df = df.reset_index(drop=True).copy()
+    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold)
+    prev = previous.set_index("ticket_id")["split"] if len(previous) else pd.Series(dtype=object)
+    df["split"] = df["ticket_id"].map(prev)
+    df["reason"] = np.where(df["split"].notna(), "kept", None)
+
+    # inherit or hold out, group by group
+    for key, members in df.groupby("group_key", sort=True):
+        known = set(members["split"].dropna()) - {"held_out"}
+        new = members.index[members["split"].isna()]
+        if not len(new) or not known:
+            continue
+        if len(known) > 1:
+            df.loc[new, ["split", "reason"]] = ["held_out", "bridges_splits"]
+        elif known == {"test"}:
+            df.loc[new, ["split", "reason"]] = ["held_out", "near_frozen_test"]
+        else:
+            df.loc[new, ["split", "reason"]] = [known.pop(), "inherited"]
+
+    # new groups, stratified by the group's majority label
+    ratios = {"train": spec.train, "val": spec.val, "test": spec.test}
+    unassigned = df[df["split"].isna()]
+    if len(unassigned):
+        glabel = (unassigned.groupby("group_key")["label"]
+                  .agg(lambda s: s.value_counts().sort_index().idxmax()))
+        gsize = unassigned.groupby("group_key").size()
+        counts = {lab: {s: 0 for s in SPLITS} for lab in glabel.unique()}
+        for lab, split in df.loc[df["split"].isin(SPLITS), ["label", "split"]].itertuples(index=False):
+            if lab in counts:
+                counts[lab][split] += 1
+        order = sorted(glabel.index, key=lambda k: _hash(spec.seed, k))
+        choice = {}
+        for key in order:
+            lab, size = glabel[key], int(gsize[key])
+            c = counts[lab]
+            total = sum(c.values()) + size
+            # deficit after placing the group; ties broken by the fixed split order
+            best = max(SPLITS, key=lambda s: (ratios[s] * total - c[s], -SPLITS.index(s)))
+            c[best] += size
+            choice[key] = best
+        idx = unassigned.index
+        df.loc[idx, "split"] = unassigned["group_key"].map(choice)
+        df.loc[idx, "reason"] = "new_group"
+
+    new_assign = df[df["reason"] != "kept"][["ticket_id", "split", "group_key", "reason"]].copy()
+    tables = {}
+    cols = [c for c in df.columns if c not in ("split", "reason")]
+    for s in SPLITS:
+        tables[s] = df[df["split"] == s][cols].sort_values("ticket_id").reset_index(drop=True)
+    held = df[df["split"] == "held_out"]
+    tables["held_out"] = held[cols + ["reason"]].sort_values("ticket_id").reset_index(drop=True)
+
+    sizes = {s: len(t) for s, t in tables.items()}
+    labels = sorted(df["label"].unique())
+    balance = pd.DataFrame({s: tables[s]["label"].value_counts().reindex(labels, fill_value=0) for s in SPLITS})
+    group_sizes = df.groupby("group_key").size()
+    stats = {
+        "sizes": sizes,
+        "ratios": {s: round(sizes[s] / max(1, sum(sizes[x] for x in SPLITS)), 4) for s in SPLITS},
+        "groups": int(group_sizes.size),
+        "multi_ticket_groups": int((group_sizes > 1).sum()),
+        "largest_group": int(group_sizes.max()) if len(group_sizes) else 0,
+        "reasons": {str(k): int(v) for k, v in df["reason"].value_counts().sort_index().items()},
+        "labels_missing_in_test": [lab for lab in labels if balance.loc[lab, "test"] == 0],
+        "labels_missing_in_val": [lab for lab in labels if balance.loc[lab, "val"] == 0],
+        "max_ratio_deviation": float(
+            (balance.div(balance.sum(axis=1), axis=0) - pd.Series(ratios)).abs().max().max()) if len(balance) else 0.0,
+    }
+    return SplitResult(tables=tables, new_assignments=new_assign, stats=stats)
+
+
+def class_balance(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    labels = sorted(set().union(*[set(tables[s]["label"]) for s in SPLITS]))
+    return pd.DataFrame({s: tables[s]["label"].value_counts().reindex(labels, fill_value=0) for s in SPLITS})
+
+
+def cross_split_pairs(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float) -> pd.DataFrame:
+    """Near-duplicate pairs between test and train/val, and between val and train (must be empty)."""
+    frames = []
+    for a, b in (("test", "train"), ("test", "val"), ("val", "train")):
+        pairs = cross_pairs(tables[a], tables[b], dedup, threshold=threshold)
+        if len(pairs):
+            pairs = pairs.assign(split_a=a, split_b=b)
+            frames.append(pairs)
+    cols = ["ticket_id_a", "ticket_id_b", "jaccard", "split_a", "split_b"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

@@ -1,0 +1,184 @@
+"""The data half as steps: read the parent version, run the stage, write an immutable version, record lineage.
+
+Each `step_*` function is what one Dagster asset does (the assets only wrap them), and what
+`tunegate run` and the tests call through Dagster. A step takes its parent's version id and returns a
+`StepOutput` with its own version id and JSON-safe metadata: counts and statistics, never ticket text.
+Because versions are content hashes written atomically, re-running a step after a failure ends in the
+same state as a clean run: existing versions are reused, nothing is written twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import storage
+from pipeline.catalog import Catalog
+from pipeline.config import TunegateConfig
+
+CODE_VERSION = "1"
+
+
+@dataclass
+class StepOutput:
+    artifact: str
+    version: str
+    path: str
+    rows: int
+    meta: dict = field(default_factory=dict)
+
+    def ref(self) -> dict:
+        return {"artifact": self.artifact, "version": self.version, "path": self.path, "rows": self.rows}
+
+
+def _finish(cfg: TunegateConfig, artifact: str, zone: str, tables: dict[str, pd.DataFrame], rows: int,
+            parents: list[tuple[str, str]], run_id: str | None, meta: dict) -> StepOutput:
+    version = storage.content_hash(tables, extra=f"{artifact}:{CODE_VERSION}:{cfg.hash()}")
+    version, folder = storage.write_version(cfg.warehouse_path, zone, artifact, tables, version=version)
+    Catalog(cfg.catalog_path).record_artifact(
+        artifact, version, str(folder), rows, parents=parents, run_id=run_id, code_version=CODE_VERSION,
+        config_hash=cfg.hash(), meta=meta)
+    return StepOutput(artifact, version, str(folder), rows, meta)
+
+
+def _read(cfg: TunegateConfig, zone: str, artifact: str, version: str, part: str) -> pd.DataFrame:
+    return storage.read_version(cfg.warehouse_path, zone, artifact, version, part)
+
+
+# -- raw_tickets -----------------------------------------------------------------------------------
+def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutput:
+    from pipeline.ingest import ingest_landing
+
+    storage.clean_stale_tmp(cfg.warehouse_path)
+    res = ingest_landing(cfg)
+    if res.rows_in == 0:
+        raise ValueError(f"no rows in landing folder {cfg.landing_path} "
+                         f"(files: {len(res.files)}; patterns {cfg.landing.patterns})")
+    meta = {
+        "rows_in": res.rows_in,
+        "rows_kept": len(res.tickets),
+        "rows_quarantined": len(res.quarantine),
+        "quarantine_by_reason": res.quarantine_counts(),
+        "files": res.files.drop(columns=["message"]).to_dict("records"),
+        "warnings": res.warnings,
+    }
+    return _finish(cfg, "raw_tickets", storage.RAW_ZONE,
+                   {"tickets": res.tickets, "quarantine": res.quarantine, "files": res.files},
+                   len(res.tickets), [], run_id, meta)
+
+
+# -- masked_tickets --------------------------------------------------------------------------------
+def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | None = None) -> StepOutput:
+    from pipeline.leak_guard import scan_residual
+    from pipeline.masking import Masker
+
+    raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
+    masker = Masker(cfg.masking)
+    results = masker.mask_texts(raw["text"].tolist())
+    masked = raw.drop(columns=["text"]).copy()
+    masked.insert(3, "text", [r.text for r in results])
+    masked["pii_types"] = [",".join(sorted(r.counts)) for r in results]
+    by_type: dict[str, int] = {}
+    for r in results:
+        for k, v in r.counts.items():
+            by_type[k] = by_type.get(k, 0) + v
+    residual = scan_residual(masked["text"].tolist())
+    residual_rows = [{"ticket_id": t, "types": ",".join(sorted(set(types)))}
+                     for t, types in zip(masked["ticket_id"], residual) if types]
+    residual_by_type: dict[str, int] = {}
+    for row in residual_rows:
+        for t in row["types"].split(","):
+            residual_by_type[t] = residual_by_type.get(t, 0) + 1
+    meta = {
+        "rows": len(masked),
+        "tickets_with_pii": int((masked["pii_types"] != "").sum()),
+        "pii_share": round(float((masked["pii_types"] != "").mean()), 4) if len(masked) else 0.0,
+        "entities_by_type": dict(sorted(by_type.items())),
+        "residual_rows": len(residual_rows),
+        "residual_by_type": residual_by_type,
+        "residual_ticket_ids": [r["ticket_id"] for r in residual_rows][:50],
+        "salted_tokens": masker.salted if hasattr(masker, "salted") else None,
+    }
+    return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked}, len(masked),
+                   [("raw_tickets", raw_version)], run_id, meta)
+
+
+# -- deduplicated_tickets --------------------------------------------------------------------------
+def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: str | None = None) -> StepOutput:
+    from pipeline.dedup import cluster_label_conflicts, find_clusters
+
+    masked = _read(cfg, storage.CLEAN_ZONE, "masked_tickets", masked_version, "tickets")
+    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup)
+    members = masked.merge(clusters, on="ticket_id", how="left", validate="one_to_one")
+    reps = members[members["is_representative"]].reset_index(drop=True)
+    conflicts = cluster_label_conflicts(members.assign(label=members["label_raw"].str.strip().str.casefold()))
+    meta = {"rows_in": len(masked), "rows_kept": len(reps), "rows_removed": len(masked) - len(reps),
+            "label_conflicting_clusters_raw": len(conflicts), **_json_safe(stats)}
+    return _finish(cfg, "deduplicated_tickets", storage.CLEAN_ZONE,
+                   {"tickets": reps, "members": members}, len(reps),
+                   [("masked_tickets", masked_version)], run_id, meta)
+
+
+# -- labelled_tickets ------------------------------------------------------------------------------
+def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str | None = None) -> StepOutput:
+    from pipeline.labels import check_labels
+
+    members = _read(cfg, storage.CLEAN_ZONE, "deduplicated_tickets", dedup_version, "members")
+    labelled, report = check_labels(members, cfg.taxonomy, cfg.label_checks)
+    tables = {k: v for k, v in report.pop("tables").items()}
+    tables["tickets"] = labelled
+    meta = {"rows": len(labelled), **_json_safe(report)}
+    return _finish(cfg, "labelled_tickets", storage.CLEAN_ZONE, tables, len(labelled),
+                   [("deduplicated_tickets", dedup_version)], run_id, meta)
+
+
+# -- dataset_splits --------------------------------------------------------------------------------
+def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version: str | None = None,
+                        run_id: str | None = None) -> StepOutput:
+    from pipeline.splits import assign_splits, class_balance, cross_split_pairs
+
+    catalog = Catalog(cfg.catalog_path)
+    labelled = _read(cfg, storage.CLEAN_ZONE, "labelled_tickets", labelled_version, "tickets")
+    eligible = labelled[labelled["label"].notna() & labelled["is_representative"]].reset_index(drop=True)
+    result = assign_splits(eligible, catalog.split_assignments(), cfg.splits, cfg.dedup)
+    tables = {k: v for k, v in result.tables.items()}
+    leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
+    version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.hash()}")
+    version, folder = storage.write_version(cfg.warehouse_path, storage.CLEAN_ZONE, "dataset_splits", tables,
+                                            version=version)
+    balance = class_balance(tables)
+    meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks),
+            "class_balance_min": {s: int(balance[s].min()) for s in balance.columns},
+            "class_balance_max": {s: int(balance[s].max()) for s in balance.columns}}
+    # per-ticket lineage: every member of a cluster maps to the split of its representative
+    split_of = pd.concat([tables[s][["ticket_id"]].assign(split=s) for s in tables])
+    members = labelled[["ticket_id", "representative_id", "cluster_id", "source_file"]]
+    lineage = members.merge(split_of.rename(columns={"ticket_id": "representative_id"}),
+                            on="representative_id", how="left")
+    lineage["split"] = lineage["split"].fillna("excluded")
+    lineage["dataset_version"] = version
+    lineage["raw_version"] = raw_version
+    assignments = result.new_assignments.assign(first_version=version)
+    if len(leaks) == 0:  # never publish a leaking split: the blocking check fails the run instead
+        previous = catalog.dataset_version("latest")["version"] if _has_versions(catalog) else None
+        catalog.publish_dataset(version, str(folder), cfg.hash(), result.stats["sizes"], assignments, lineage,
+                                parent_version=previous if previous != version else None, run_id=run_id, meta=meta)
+    catalog.record_artifact("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())),
+                            parents=[("labelled_tickets", labelled_version)], run_id=run_id,
+                            code_version=CODE_VERSION, config_hash=cfg.hash(), meta=meta)
+    meta["leak_pairs_preview"] = leaks.head(20).to_dict("records")
+    return StepOutput("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())), meta)
+
+
+def _has_versions(catalog: Catalog) -> bool:
+    return bool(len(catalog.query("SELECT 1 FROM dataset_versions LIMIT 1")))
+
+
+def read_split(cfg: TunegateConfig, version: str, split: str) -> pd.DataFrame:
+    return _read(cfg, storage.CLEAN_ZONE, "dataset_splits", version, split)
+
+
+def _json_safe(obj):
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
