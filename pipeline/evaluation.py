@@ -44,8 +44,10 @@ class Candidate:
 
     @property
     def prompt_style(self) -> str:
-        """Fine-tuned models see the short prompt they were trained with; long_prompt the long one."""
-        return "long" if self.approach == "long_prompt" else "short"
+        """zero_shot and few_shot use the short prompt (label names only), so few-shot measures what
+        the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the long
+        prompt it was trained with (`pipeline.finetune_files`)."""
+        return "long" if self.approach in ("long_prompt", "fine_tuned") else "short"
 
 
 def candidates_from_config(config, fine_tuned: dict[str, str] | None = None) -> list[Candidate]:
@@ -196,10 +198,11 @@ def _requests(candidate: Candidate, texts: Sequence[str], taxonomy, examples, te
     pr = _prompts()
     labels = list(taxonomy.labels)
     fmt = pr.label_response_format(labels) if structured else None
+    shots = pd.DataFrame(examples, columns=["text", "label"]) if examples else None
     reqs = []
     for text in texts:
         req = {"model": candidate.model, "temperature": temperature, "max_tokens": MAX_ANSWER_TOKENS,
-               "messages": pr.build_messages(taxonomy, text, candidate.prompt_style, examples=examples or None)}
+               "messages": pr.build_messages(taxonomy, text, candidate.prompt_style, examples=shots)}
         if seed is not None:
             req["seed"] = seed
         if fmt is not None:
@@ -310,39 +313,68 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
     examples = select_few_shot(train, labels, ev.few_shot_k, ev.few_shot_max, ev.seed, text_col, label_col)
     say = log or (lambda msg: None)
 
-    metrics: dict[str, dict] = {}
-    frames: list[pd.DataFrame] = []
-    correct: dict[str, np.ndarray] = {}
+    scored: dict[str, pd.DataFrame] = {}
+    extras: dict[str, dict] = {}
     for cand in candidates:
         ex = examples if cand.approach == "few_shot" else None
         say(f"evaluating {cand.name} on {len(rows)} rows")
-        scored = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config)
-        pred = pd.concat([_parse(scored, labels), pd.DataFrame(scored)[["latency_s", "prompt_tokens",
-                                                                      "completion_tokens"]]], axis=1)
-        m = _candidate_metrics(cand, y_true, pred, labels, config, ev.bootstrap, ev.seed)
+        raw = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config)
+        pred = pd.concat([_parse(raw, labels),
+                          pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens"]]], axis=1)
+        scored[cand.name] = pred
+        extras[cand.name] = {}
         if ev.repeats > 1:  # same prompts at temperature > 0: how often does the answer stay put?
             agree = []
             for r in range(1, ev.repeats):
                 again = _parse(_run(client, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
                                                       ev.seed + r, structured), config), labels)
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
-            m["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
-                              "agreement": float(np.mean(agree))}
+            extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
+                                              "agreement": float(np.mean(agree))}
         if cand.approach == "few_shot" and len(examples) > 1:  # same examples, another order
             other = _parse(_run(client, _requests(cand, texts, taxonomy, shuffled(examples, ev.seed + 1000),
                                                   0.0, ev.seed, structured), config), labels)
+            acc = float(np.mean([p == t for p, t in zip(pred["predicted"], y_true)]))
             acc_other = float(np.mean([p == t for p, t in zip(other["predicted"], y_true)]))
-            m["order_sensitivity"] = {"agreement": _agreement(pred["predicted"], other["predicted"]),
-                                      "accuracy_shuffled": acc_other,
-                                      "accuracy_delta": acc_other - m["accuracy"],
-                                      "n_examples": len(examples)}
+            extras[cand.name]["order_sensitivity"] = {
+                "agreement": _agreement(pred["predicted"], other["predicted"]), "accuracy_shuffled": acc_other,
+                "accuracy_delta": acc_other - acc, "n_examples": len(examples)}
+    settings = {"structured": structured, "few_shot_examples": len(examples), "repeats": ev.repeats,
+                "bootstrap": ev.bootstrap, "stability_temperature": STABILITY_TEMPERATURE,
+                "sample_size": ev.sample_size, "test_rows_total": len(test)}
+    return score_candidates(config, candidates, rows[id_col].astype(str).tolist(), y_true, scored, extras,
+                            dataset_version, settings)
+
+
+def score_candidates(config, candidates: Sequence[Candidate], ticket_ids: Sequence[str], y_true: Sequence[str],
+                     scored: dict[str, pd.DataFrame], extras: dict[str, dict] | None = None,
+                     dataset_version: str = "", settings: dict | None = None) -> EvaluationResult:
+    """Metrics, ranking and paired tests from each candidate's scored answers on the same rows.
+
+    `scored[name]` has one row per ticket, in `ticket_ids` order, with columns predicted (a valid
+    label or None), parsed, valid, error, latency_s, prompt_tokens, completion_tokens."""
+    ev = config.evaluation
+    labels = list(config.taxonomy.labels)
+    y_true = [str(v) for v in y_true]
+    extras = extras or {}
+    settings = dict(settings or {})
+    settings.setdefault("test_rows_total", len(y_true))
+    metrics: dict[str, dict] = {}
+    frames: list[pd.DataFrame] = []
+    correct: dict[str, np.ndarray] = {}
+    for cand in candidates:
+        pred = scored[cand.name].reset_index(drop=True)
+        if len(pred) != len(y_true):
+            raise ValueError(f"{cand.name}: {len(pred)} answers for {len(y_true)} rows")
+        m = _candidate_metrics(cand, y_true, pred, labels, config, ev.bootstrap, ev.seed)
+        m.update(extras.get(cand.name, {}))
         metrics[cand.name] = m
-        ok = np.array([p == t for p, t in zip(pred["predicted"], y_true)])
+        ok = np.array([p == t for p, t in zip(pred["predicted"], y_true)], dtype=bool)
         correct[cand.name] = ok
         frames.append(pd.DataFrame({
-            "ticket_id": rows[id_col].astype(str).values, "candidate": cand.name, "model": cand.model,
+            "ticket_id": list(ticket_ids), "candidate": cand.name, "model": cand.model,
             "approach": cand.approach, "true_label": y_true, "predicted": pred["predicted"].values,
-            "valid": pred["valid"].values, "correct": ok, "error": pred["error"].values,
+            "valid": pred["valid"].astype(bool).values, "correct": ok, "error": pred["error"].values,
             "latency_s": pd.to_numeric(pred["latency_s"], errors="coerce").values,
             "prompt_tokens": pd.to_numeric(pred["prompt_tokens"], errors="coerce").values,
             "completion_tokens": pd.to_numeric(pred["completion_tokens"], errors="coerce").values}))
@@ -352,16 +384,12 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
     comparisons = [_paired(a, b, correct[a], correct[b], ev.bootstrap, ev.seed)
                    for a, b in itertools.combinations(ranking, 2)]
     best, runner = ranking[0], (ranking[1] if len(ranking) > 1 else None)
-    result = EvaluationResult(
-        dataset_version=dataset_version, n_rows=len(rows), sampled=len(rows) < len(test), seed=ev.seed,
-        labels=labels, label_counts={k: int(v) for k, v in pd.Series(y_true).value_counts().items()},
+    return EvaluationResult(
+        dataset_version=dataset_version, n_rows=len(y_true), sampled=len(y_true) < settings["test_rows_total"],
+        seed=ev.seed, labels=labels, label_counts={k: int(v) for k, v in pd.Series(y_true).value_counts().items()},
         candidates=[asdict(c) for c in candidates], metrics=metrics, ranking=ranking, best=best,
         runner_up=runner, best_vs_runner_up=comparisons[0] if runner else None, comparisons=comparisons,
-        settings={"structured": structured, "few_shot_examples": len(examples), "repeats": ev.repeats,
-                  "bootstrap": ev.bootstrap, "stability_temperature": STABILITY_TEMPERATURE,
-                  "sample_size": ev.sample_size, "test_rows_total": len(test)},
-        predictions=pd.concat(frames, ignore_index=True))
-    return result
+        settings=settings, predictions=pd.concat(frames, ignore_index=True))
 
 
 def eval_id(dataset_version: str, candidate: str, config_hash: str) -> str:

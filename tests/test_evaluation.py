@@ -1,0 +1,192 @@
+"""Tests of the holdout evaluation: statistics and metrics on real Banking77 labels with a controlled
+share of corrupted predictions (so accuracy, intervals and McNemar have known answers), candidate and
+few-shot selection, and one run through the embedded provider."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from pipeline import stats
+from pipeline.config import DATA_DIR, load_config
+from pipeline.evaluation import (Candidate, candidates_from_config, score_candidates, select_few_shot,
+                                 stratified_sample)
+
+B77 = DATA_DIR / "banking77"
+
+
+@pytest.fixture(scope="module")
+def test_labels() -> list[str]:
+    return pd.read_csv(B77 / "test.csv")["category"].tolist()
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(None, evaluation={"bootstrap": 400, "seed": 7})
+
+
+def corrupt(labels: list[str], rows: np.ndarray, seed: int = 0) -> list[str]:
+    """Replace the label of the given rows with another, different label."""
+    vocab = sorted(set(labels))
+    rng = np.random.default_rng(seed)
+    out = list(labels)
+    for i in rows:
+        choices = [v for v in vocab if v != labels[i]]
+        out[i] = choices[rng.integers(len(choices))]
+    return out
+
+
+def scored_frame(pred: list, errors: dict[int, str] | None = None, prompt_tokens: int = 400) -> pd.DataFrame:
+    errors = errors or {}
+    n = len(pred)
+    return pd.DataFrame({
+        "predicted": [None if i in errors else p for i, p in enumerate(pred)],
+        "parsed": [None if i in errors else p for i, p in enumerate(pred)],
+        "valid": [i not in errors and p is not None for i, p in enumerate(pred)],
+        "error": [errors.get(i) for i in range(n)],
+        "latency_s": np.linspace(0.01, 0.2, n),
+        "prompt_tokens": [None if i in errors else prompt_tokens for i in range(n)],
+        "completion_tokens": [None if i in errors else 5 for i in range(n)],
+    })
+
+
+# ------------------------------------------------------------------------------------ stats
+def test_bootstrap_ci_accuracy_matches_binomial_width(test_labels):
+    n = len(test_labels)
+    wrong = np.random.default_rng(1).choice(n, size=int(0.2 * n), replace=False)
+    pred = corrupt(test_labels, wrong)
+    ci = stats.bootstrap_ci(test_labels, pred, "accuracy", 1000, seed=3)
+    assert ci["value"] == pytest.approx(1 - len(wrong) / n)
+    assert ci["low"] < ci["value"] < ci["high"]
+    normal_half_width = 1.96 * math.sqrt(0.8 * 0.2 / n)
+    assert (ci["high"] - ci["low"]) / 2 == pytest.approx(normal_half_width, rel=0.15)
+    assert stats.bootstrap_ci(test_labels, pred, "accuracy", 1000, seed=3) == ci  # seeded
+
+
+def test_macro_f1_matches_sklearn_including_missing_answers(test_labels):
+    n = len(test_labels)
+    pred = corrupt(test_labels, np.arange(0, n, 4))
+    assert stats.macro_f1(test_labels, pred) == pytest.approx(f1_score(test_labels, pred, average="macro"))
+    with_none = [None if i % 9 == 0 else p for i, p in enumerate(pred)]
+    labs = sorted(set(test_labels))
+    expected = f1_score(test_labels, [p or "<none>" for p in with_none], labels=labs, average="macro")
+    assert stats.macro_f1(test_labels, with_none) == pytest.approx(expected)
+    ci = stats.bootstrap_ci(test_labels, with_none, "macro_f1", 300, seed=1, labels=labs)
+    assert ci["value"] == pytest.approx(expected) and ci["low"] < expected < ci["high"]
+
+
+def test_mcnemar_exact_on_hand_counts():
+    a = np.array([1] * 10 + [0] * 2 + [1] * 50 + [0] * 20, dtype=bool)
+    b = np.array([0] * 10 + [1] * 2 + [1] * 50 + [0] * 20, dtype=bool)
+    r = stats.mcnemar(a, b)
+    assert (r["a_only"], r["b_only"], r["n_discordant"]) == (10, 2, 12)
+    assert r["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 4096)  # 2 * P(X <= 2), X ~ Bin(12, 1/2)
+    assert stats.mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_paired_bootstrap_difference():
+    a = np.array([1] * 90 + [0] * 10, dtype=bool)
+    b = np.array([1] * 80 + [0] * 20, dtype=bool)
+    r = stats.paired_bootstrap_diff(a, b, 1000, seed=0)
+    assert r["diff"] == pytest.approx(0.10)
+    assert 0 < r["low"] < 0.10 < r["high"] and r["p_value"] < 0.01
+    same = stats.paired_bootstrap_diff(a, a, 200, seed=0)
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+
+
+# ------------------------------------------------------------------------------------ metrics
+def test_metrics_on_corrupted_banking77(test_labels, config):
+    n = len(test_labels)
+    rng = np.random.default_rng(5)
+    wrong_a = rng.choice(n, size=int(0.20 * n), replace=False)  # 80% accurate
+    wrong_b = wrong_a[: int(0.10 * n)]  # 90% accurate, its errors a subset of A's
+    pred_a = corrupt(test_labels, wrong_a)
+    pred_b = corrupt(test_labels, wrong_b)
+    # one systematic confusion on B, and some invalid answers and failed requests on A
+    arrival = [i for i, l in enumerate(test_labels) if l == "card_arrival" and i not in set(wrong_b)][:7]
+    for i in arrival:
+        pred_b[i] = "card_delivery_estimate"
+    right_a = np.setdiff1d(np.arange(n), wrong_a)
+    invalid = right_a[:31]
+    errors = {int(i): "HTTP 503 after 5 retries" for i in right_a[31:40]}
+    for i in invalid:
+        pred_a[i] = None
+    cands = [Candidate("tg-small/zero_shot", "tg-small", "zero_shot", "tg-small", 0.15, 0.60),
+             Candidate("tg-small/fine_tuned", "ft:tg-small:x", "fine_tuned", "tg-small", 0.30, 1.20)]
+    res = score_candidates(config, cands, [f"t{i}" for i in range(n)], test_labels,
+                           {cands[0].name: scored_frame(pred_a, errors), cands[1].name: scored_frame(pred_b)},
+                           dataset_version="v1")
+    a, b = res.metrics[cands[0].name], res.metrics[cands[1].name]
+    expected_a = (n - len(wrong_a) - 31 - 9) / n
+    assert a["accuracy"] == pytest.approx(expected_a)
+    assert a["format_validity"] == pytest.approx((n - 40) / n)  # invalid and failed both invalid
+    assert a["n_invalid"] == 31 and a["n_errors"] == 9
+    assert a["accuracy_ci"][0] < a["accuracy"] < a["accuracy_ci"][1]
+    assert b["accuracy"] == pytest.approx((n - len(wrong_b) - 7) / n)
+    assert b["top_confusions"][0] == {"true": "card_arrival", "predicted": "card_delivery_estimate", "count": 7}
+    expected_f1 = f1_score(test_labels, [p or "<x>" for p in res.predictions.query(
+        "candidate == @cands[0].name")["predicted"]], labels=sorted(set(test_labels)), average="macro")
+    assert a["macro_f1"] == pytest.approx(expected_f1)
+    # price per 1,000 answers: 400 prompt and 5 completion tokens at the configured prices
+    assert a["price_per_1000"] == pytest.approx(1000 * (400 * 0.15 + 5 * 0.60) / 1e6)
+    assert b["price_per_1000"] == pytest.approx(1000 * (400 * 0.30 + 5 * 1.20) / 1e6)
+    # ranking and paired test: B beats A significantly
+    assert res.best == cands[1].name and res.runner_up == cands[0].name
+    comp = res.best_vs_runner_up
+    assert comp["significant"] and comp["mcnemar_p"] < 1e-10 and comp["diff"] > 0.1
+    assert res.comparison(cands[0].name, cands[1].name)["diff"] == pytest.approx(-comp["diff"])
+    # predictions: every row for every candidate, failures kept, no ticket text
+    assert len(res.predictions) == 2 * n and "text" not in res.predictions.columns
+    assert res.predictions["error"].notna().sum() == 9
+    d = res.to_dict()
+    json.dumps(d)
+    assert "predictions" not in d and d["metrics"][cands[0].name]["n_errors"] == 9
+
+
+def test_not_significant_when_difference_is_tiny(test_labels, config):
+    labels = test_labels[:400]
+    pred_a = corrupt(labels, np.arange(0, 400, 5))       # 80 wrong
+    pred_b = corrupt(labels, np.arange(0, 400, 5)[:76])  # 76 wrong
+    cands = [Candidate("a", "m", "zero_shot", "m", 0, 0), Candidate("b", "m2", "long_prompt", "m2", 0, 0)]
+    res = score_candidates(config, cands, list(map(str, range(400))), labels,
+                           {"a": scored_frame(pred_a), "b": scored_frame(pred_b)})
+    assert res.best == "b" and not res.best_vs_runner_up["significant"]
+    assert res.best_vs_runner_up["mcnemar_p"] == pytest.approx(0.125)  # 4 discordant, all one way
+
+
+# ------------------------------------------------------------------------------------ selection
+def test_candidates_from_config_uses_fine_tuned_prices():
+    cfg = load_config(None)
+    cands = candidates_from_config(cfg, {"tg-small": "ft:tg-small:tunegate:abc"})
+    names = [c.name for c in cands]
+    assert names == ["tg-small/zero_shot", "tg-small/long_prompt", "tg-small/few_shot", "tg-small/fine_tuned",
+                     "tg-large/zero_shot", "tg-large/long_prompt", "tg-large/few_shot"]
+    ft = cands[3]
+    assert ft.model == "ft:tg-small:tunegate:abc" and (ft.price_in_per_1m, ft.price_out_per_1m) == (0.30, 1.20)
+    assert cands[1].prompt_style == "long" and cands[0].prompt_style == "short" and ft.prompt_style == "long"
+
+
+def test_few_shot_examples_come_from_train_seeded_and_capped():
+    train = pd.read_csv(B77 / "train.csv").rename(columns={"category": "label"})
+    labels = sorted(train["label"].unique())
+    ex = select_few_shot(train, labels, k=5, max_total=154, seed=13)
+    assert len(ex) == 154  # 77 labels x min(5, 154 // 77 = 2)
+    assert pd.Series([l for _, l in ex]).value_counts().eq(2).all()
+    train_texts = set(train["text"])
+    assert all(t in train_texts for t, _ in ex)
+    assert ex == select_few_shot(train, labels, k=5, max_total=154, seed=13)
+    assert ex != select_few_shot(train, labels, k=5, max_total=154, seed=14)
+    assert len(select_few_shot(train, labels[:10], k=3, max_total=154, seed=1)) == 30
+
+
+def test_stratified_sample_keeps_shares():
+    df = pd.read_csv(B77 / "test.csv").rename(columns={"category": "label"})
+    s = stratified_sample(df, 770, seed=3)
+    assert len(s) == 770 and s["label"].nunique() == 77
+    assert s["label"].value_counts().between(9, 11).all()
+    assert s.equals(stratified_sample(df, 770, seed=3))
+    assert len(stratified_sample(df, None, seed=3)) == len(df)
