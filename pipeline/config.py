@@ -232,7 +232,9 @@ def load_taxonomy(path: Path) -> TaxonomySpec:
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateConfig:
-    """Load and validate a config file; `None` gives the embedded defaults."""
+    """Load and validate a config file; `None` gives the embedded defaults.
+
+    TUNEGATE_WAREHOUSE, when set, overrides the warehouse folder (for demos and tests)."""
     data: dict = {}
     base_dir = Path.cwd()
     if path is not None:
@@ -250,6 +252,8 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateC
             tax_path = Path(data["taxonomy"])
             tax_path = tax_path if tax_path.is_absolute() else base_dir / tax_path
             data["taxonomy"] = yaml.safe_load(tax_path.read_text(encoding="utf-8"))
+    if os.environ.get("TUNEGATE_WAREHOUSE"):  # set by `tunegate demo --warehouse` and the tests
+        data["warehouse"] = os.environ["TUNEGATE_WAREHOUSE"]
     data.update(overrides)
     data["base_dir"] = str(base_dir)
     try:

@@ -1,0 +1,37 @@
+"""Run the asset graph outside the UI (CLI, tests) against the same Dagster instance the UI uses.
+
+The instance lives under `<warehouse>/.dagster` with the project's dagster.yaml, so runs started from
+the command line show up in `tunegate ui`, and runs from either share the concurrency pools.
+"""
+import os
+import shutil
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from pipeline.config import TunegateConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def dagster_home(cfg: TunegateConfig) -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or cfg.warehouse_path / ".dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    src = PROJECT_ROOT / "dagster.yaml"
+    if src.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(src, home / "dagster.yaml")
+    return home
+
+
+def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipeline", raise_on_error: bool = True):
+    """Execute a job in process; returns the ExecuteInProcessResult."""
+    home = dagster_home(cfg)
+    os.environ["DAGSTER_HOME"] = str(home)
+    if config_path:
+        os.environ["TUNEGATE_CONFIG"] = str(Path(config_path).resolve())
+    else:
+        os.environ.pop("TUNEGATE_CONFIG", None)
+    from assets.definitions import defs
+
+    instance = DagsterInstance.get()
+    return defs.get_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error)

@@ -1,0 +1,44 @@
+"""Pulling a versioned split for a training run: the same table from Python or the command line, audited."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.catalog import Catalog, actor
+from pipeline.config import TunegateConfig
+
+PULL_COLUMNS = ["ticket_id", "text", "label", "created_at", "channel", "group_key", "cluster_id",
+                "label_status", "label_issue", "suggested_label"]
+
+
+def pull_split(cfg: TunegateConfig, version: str = "latest", split: str = "train", who: str | None = None,
+               with_version: bool = False):
+    """Return one split of a published dataset version as a DataFrame (masked text only).
+
+    Every pull is written to the audit log: who, when, which version and split."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    catalog = Catalog(cfg.catalog_path)
+    row = catalog.dataset_version(version)
+    path = Path(row["path"]) / f"{split}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"dataset version {row['version']} is in the catalog but {path} is missing")
+    df = pd.read_parquet(path)
+    df = df[[c for c in PULL_COLUMNS if c in df.columns]]
+    catalog.audit("pull", row["version"], {"split": split, "rows": len(df)}, who=who or actor())
+    return (df, row["version"]) if with_version else df
+
+
+def write_table(df: pd.DataFrame, out: str | Path, fmt: str) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        df.to_parquet(out, index=False)
+    elif fmt == "jsonl":
+        df.to_json(out, orient="records", lines=True, force_ascii=False, date_format="iso")
+    elif fmt == "csv":
+        df.to_csv(out, index=False)
+    else:
+        raise ValueError(f"unknown format {fmt!r}: parquet, jsonl or csv")
+    return out
