@@ -582,7 +582,9 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     # personal data: about PII_SHARE of all rows end up carrying some (copies inherit it)
     already = sum(1 for r in rows if r.pii)
     target = round(PII_SHARE * len(rows)) - already
-    for r in rng.sample([r for r in rows if not r.pii and r.text.strip()], max(0, target)):
+    # (not in near-duplicate pairs, which must stay near; not in system templates, which have none)
+    cands = [r for r in rows if not r.pii and not r.group and r.origin != "template" and r.text.strip()]
+    for r in rng.sample(cands, min(len(cands), max(0, target))):
         k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
         kinds: list[str] = []
         while len(kinds) < k:
@@ -837,8 +839,9 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
             "count": len(not_utf8), "ticket_ids": not_utf8,
             "cyrillic_name_ticket_ids": ids(cyr),
             "unencodable_ticket_ids": unencodable,
-            "note": "rows whose bytes are not valid UTF-8: the Cyrillic names and a few rows with "
-                    "'€', '…' or a no-break space; '£' has no cp1251 code and was written as '?'",
+            "note": "ticket_ids: rows whose bytes are not valid UTF-8 (the Cyrillic names, and any row "
+                    "with '€', '…' or a no-break space); unencodable: rows with '£', which cp1251 lacks "
+                    "and the export wrote as '?'",
         },
         "unknown_columns": {FILE_Q2: [UNKNOWN_COLUMN]},
         "empty_files": [FILE_EMPTY],
