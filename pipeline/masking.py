@@ -173,12 +173,27 @@ class Masker:
                 merged[-1][3] = max(merged[-1][3], sc)
             else:
                 merged.append([t, s, e, sc])
-        # greedy by score, then length: structured types with a checksum beat NER guesses
+        # paint characters by priority (structured types with a checksum first, then score, then length);
+        # a lower-priority span keeps only the pieces no one claimed
         merged.sort(key=lambda m: (-(m[3] + (0.5 if m[0] in STRUCTURED else 0)), -(m[2] - m[1])))
+        owner = [False] * len(text)
         taken: list[list] = []
-        for m in merged:
-            if all(m[2] <= o[1] or m[1] >= o[2] for o in taken):
-                taken.append(m)
+        for t, s, e, sc in merged:
+            i = s
+            while i < e:
+                if owner[i]:
+                    i += 1
+                    continue
+                j = i
+                while j < e and not owner[j]:
+                    j += 1
+                piece = text[i:j]
+                ps, pe = i + len(piece) - len(piece.lstrip(" ,\n\t>/")), j - (len(piece) - len(piece.rstrip(" ,\n\t>/")))
+                if pe > ps and any(c.isalnum() for c in text[ps:pe]):
+                    taken.append([t, ps, pe, sc])
+                    for k in range(ps, pe):
+                        owner[k] = True
+                i = j
         taken.sort(key=lambda m: m[1])
         taken = _glue_locations(text, taken)
         return [(t, s, e) for t, s, e, _ in taken]
