@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -246,12 +247,22 @@ def _validate(rec: dict, rowno: int, fname: str, mapping: dict, config: Tunegate
         sink.reject(fname, rowno, "missing_label", "no operator label", rec, ticket_id=tid)
         return
     if out["created_at"] is not None:
-        ts = pd.to_datetime(out["created_at"], utc=True, errors="coerce", format="ISO8601")
-        if pd.isna(ts):
-            sink.reject(fname, rowno, "bad_timestamp", f"created_at is not an ISO 8601 timestamp", rec, ticket_id=tid)
+        ts = _parse_timestamp(out["created_at"])
+        if ts is None:
+            sink.reject(fname, rowno, "bad_timestamp", "created_at is not an ISO 8601 timestamp", rec, ticket_id=tid)
             return
         out["created_at"] = ts.isoformat()
     sink.rows.append(out)
+
+
+def _parse_timestamp(value: str) -> datetime | None:
+    """ISO 8601 -> aware UTC datetime; naive times are taken as UTC; anything else -> None."""
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        ts = pd.to_datetime(value, utc=True, errors="coerce", format="ISO8601")
+        return None if pd.isna(ts) else ts.to_pydatetime()
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 def _resolve_duplicate_ids(tickets: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:

@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   install everything (locked) and run the whole chain on the bundled sample
+#   make test   install everything (locked) and run the tests
+UV_VERSION := 0.9.5
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+
+.PHONY: install demo test bench ui clean
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --locked --extra test --compile-bytecode --python $(PYTHON)
+
+demo: install
+	.venv/bin/tunegate demo
+
+test: install
+	.venv/bin/pytest
+
+bench: install
+	.venv/bin/python benchmarks/bench_masking.py
+	.venv/bin/python benchmarks/bench_dedup.py
+
+ui: install
+	.venv/bin/tunegate ui
+
+clean:
+	rm -rf warehouse/landing warehouse/raw warehouse/datasets warehouse/reports warehouse/provider warehouse/.dagster warehouse/catalog.duckdb warehouse/sample_manifest.json

@@ -1,0 +1,49 @@
+"""Shared fixtures: the bundled sample and one data-half run through Dagster, made once per session."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(tmp_path_factory):
+    """A warehouse whose landing folder holds the full bundled sample; returns (warehouse, manifest)."""
+    from pipeline.sample import generate_sample
+
+    wh = tmp_path_factory.mktemp("warehouse")
+    manifest = generate_sample(wh / "landing", wh / "sample_manifest.json")
+    return wh, manifest
+
+
+@pytest.fixture(scope="session")
+def data_run(sample_warehouse):
+    """The data half materialized once through Dagster on the full sample."""
+    from assets.runner import run_job
+    from pipeline.config import load_config
+
+    wh, manifest = sample_warehouse
+    old = os.environ.get("TUNEGATE_WAREHOUSE")
+    os.environ["TUNEGATE_WAREHOUSE"] = str(wh)
+    try:
+        cfg = load_config(None)
+        result = run_job(cfg, None, job="refresh_dataset", raise_on_error=False)
+    finally:
+        if old is None:
+            os.environ.pop("TUNEGATE_WAREHOUSE", None)
+        else:
+            os.environ["TUNEGATE_WAREHOUSE"] = old
+    return {"cfg": cfg, "result": result, "manifest": manifest, "warehouse": wh}
+
+
+def artifact_meta(cfg, artifact: str) -> tuple[str, dict]:
+    from pipeline.catalog import Catalog
+
+    row = Catalog(cfg.catalog_path).latest_artifact(artifact)
+    assert row is not None, f"{artifact} was not recorded"
+    return row["version"], json.loads(row["meta"])

@@ -1,0 +1,98 @@
+"""Ingestion on the bundled sample: every planted bad row is quarantined with its reason, nothing is lost."""
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline.config import load_config
+from pipeline.ingest import ingest_landing
+
+
+@pytest.fixture(scope="module")
+def ingested(sample_warehouse):
+    wh, manifest = sample_warehouse
+    cfg = load_config(None, warehouse=str(wh))
+    return ingest_landing(cfg), manifest
+
+
+def _count(manifest, kind):
+    v = manifest["planted"][kind]
+    return v["count"] if isinstance(v, dict) else len(v)
+
+
+def test_rows_in_equal_kept_plus_quarantined(ingested):
+    res, manifest = ingested
+    assert res.rows_in == manifest["total_rows"]
+    assert res.files["rows_in"].sum() == len(res.tickets) + len(res.quarantine)
+    per_file = res.tickets.groupby("source_file").size().add(res.quarantine.groupby("source_file").size(), fill_value=0)
+    for f in res.files.itertuples():
+        assert f.rows_in == per_file.get(f.source_file, 0), f.source_file
+        assert f.rows_in == manifest["files"].get(f.source_file, {}).get("rows", f.rows_in)
+
+
+@pytest.mark.parametrize("reason,kinds", [
+    ("bad_encoding", ["bad_encoding"]),
+    ("bad_timestamp", ["bad_timestamps"]),
+    ("missing_label", ["missing_labels"]),
+    ("oversized_text", ["oversized_texts"]),
+    ("empty_text", ["empty_texts", "whitespace_texts"]),
+    ("duplicate_ticket_id", ["duplicate_ticket_ids"]),
+    ("redelivered_row", ["reexport_overlap"]),
+])
+def test_each_planted_problem_is_quarantined(ingested, reason, kinds):
+    res, manifest = ingested
+    expected = sum(_count(manifest, k) for k in kinds)
+    assert expected > 0
+    assert res.quarantine_counts().get(reason, 0) == expected
+
+
+def test_broken_rows_are_quarantined(ingested):
+    res, manifest = ingested
+    counts = res.quarantine_counts()
+    assert counts.get("malformed_row", 0) + counts.get("malformed_json", 0) == _count(manifest, "broken_rows")
+
+
+def test_unknown_columns_and_empty_files_are_reported(ingested):
+    res, _ = ingested
+    assert (res.files["status"] == "empty").sum() == 1
+    assert res.files["unknown_columns"].str.contains("priority").any()
+    assert any("priority" in w for w in res.warnings)
+
+
+def test_quarantine_messages_never_hold_ticket_text(ingested):
+    res, _ = ingested
+    texts = set(res.tickets["text"].head(2000))
+    for detail in res.quarantine["detail"]:
+        assert detail not in texts
+        assert len(detail) < 200
+
+
+def test_kept_rows_are_valid(ingested):
+    res, _ = ingested
+    t = res.tickets
+    assert t["ticket_id"].is_unique
+    assert t["text"].str.len().between(3, 2000).all()
+    assert t["label_raw"].notna().all()
+    assert str(t["created_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_missing_required_column_is_a_clear_quarantine(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    pd.DataFrame({"ticket_id": ["a", "b"], "body": ["my card is lost", "where is my card"]}).to_csv(landing / "x.csv", index=False)
+    res = ingest_landing(load_config(None, warehouse=str(tmp_path)))
+    assert len(res.tickets) == 0 and len(res.quarantine) == 2
+    assert set(res.quarantine["reason"]) == {"missing_column"}
+    assert "customer_text" in res.files["message"].iloc[0]
+
+
+def test_wrong_types_and_corrupt_parquet(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    rows = [{"ticket_id": "a", "customer_text": {"nested": 1}, "operator_label": "card_arrival"},
+            {"ticket_id": "b", "customer_text": "where is my card", "operator_label": "card_arrival"}]
+    (landing / "x.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (landing / "y.parquet").write_bytes(b"not a parquet file")
+    res = ingest_landing(load_config(None, warehouse=str(tmp_path)))
+    assert res.quarantine_counts() == {"unreadable_file": 1, "wrong_type": 1}
+    assert list(res.tickets["ticket_id"]) == ["b"]
