@@ -1,0 +1,149 @@
+"""Tests of the decision report: ROI arithmetic on hand-checked numbers, the recommendation rules
+(significance, minimum gain, payback), and the files written."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import DATA_DIR, load_config
+from pipeline.evaluation import Candidate, score_candidates
+from pipeline.report import NEVER, build_report, candidate_economics, payback_months, recommend
+
+B77 = DATA_DIR / "banking77"
+
+
+# ------------------------------------------------------------------------------------ arithmetic
+def test_candidate_economics_hand_checked():
+    cfg = load_config(None, taxonomy={"labels": {"a": {"critical": True, "error_cost": 10.0}, "b": {}}},
+                      business={"monthly_volume": 10000, "seconds_per_correction": 36, "hourly_cost": 50,
+                                "default_error_cost": 1.0, "currency": "EUR"})
+    metrics = {"accuracy": 0.9125, "approach": "zero_shot", "price_per_answer": 0.0002,
+               "per_class": {"a": {"recall": 0.8}, "b": {"recall": 0.95}}}
+    e = candidate_economics(metrics, {"a": 100, "b": 300}, cfg)
+    assert e["error_share"] == pytest.approx(0.0875)
+    assert e["corrections_per_month"] == pytest.approx(875)
+    assert e["correction_hours"] == pytest.approx(8.75)          # 875 x 36 s
+    assert e["correction_cost"] == pytest.approx(437.5)          # 8.75 h x 50
+    # a: 20% errors x 25% of volume x 10,000 x 10 = 5,000; b: 5% x 75% x 10,000 x 1 = 375
+    assert e["critical_error_cost"] == pytest.approx(5000)
+    assert e["error_cost"] == pytest.approx(5375)
+    assert e["inference_cost"] == pytest.approx(2.0)
+    assert e["total_monthly_cost"] == pytest.approx(5814.5)
+    assert e["training_cost"] is None
+    ft = candidate_economics({**metrics, "approach": "fine_tuned"}, {"a": 100, "b": 300}, cfg, 120.0)
+    assert ft["training_cost"] == 120.0
+
+
+def test_payback_months():
+    assert payback_months(1000, 250) == pytest.approx(4.0)
+    assert payback_months(1000, 0) == NEVER and payback_months(1000, -5) == NEVER
+    assert payback_months(0, 10) == 0.0
+
+
+# ------------------------------------------------------------------------------------ decisions
+@pytest.fixture(scope="module")
+def labels() -> list[str]:
+    df = pd.read_csv(B77 / "test.csv")
+    return df.groupby("category", sort=False).head(10)["category"].tolist()  # 770 rows, 10 per label
+
+
+def _pred(labels: list[str], wrong: np.ndarray) -> list[str]:
+    vocab = sorted(set(labels))
+    out = list(labels)
+    for i in wrong:
+        out[i] = vocab[(vocab.index(labels[i]) + 1) % len(vocab)]
+    return out
+
+
+def _frame(pred: list[str], prompt_tokens: int) -> pd.DataFrame:
+    n = len(pred)
+    return pd.DataFrame({"predicted": pred, "parsed": pred, "valid": [True] * n, "error": [None] * n,
+                         "latency_s": [0.05] * n, "prompt_tokens": [prompt_tokens] * n,
+                         "completion_tokens": [6] * n})
+
+
+def _result(labels, error_rates: dict[str, float], config):
+    n = len(labels)
+    order = np.random.default_rng(0).permutation(n)  # nested error sets: better candidates err on a subset
+    cands = {"tg-small/zero_shot": Candidate("tg-small/zero_shot", "tg-small", "zero_shot", "tg-small", 0.15, 0.6),
+             "tg-small/few_shot": Candidate("tg-small/few_shot", "tg-small", "few_shot", "tg-small", 0.15, 0.6),
+             "tg-small/fine_tuned": Candidate("tg-small/fine_tuned", "ft:tg-small:t:1", "fine_tuned", "tg-small", 0.3, 1.2),
+             "tg-large/long_prompt": Candidate("tg-large/long_prompt", "tg-large", "long_prompt", "tg-large", 2.5, 10.0)}
+    tokens = {"tg-small/zero_shot": 450, "tg-small/few_shot": 2500, "tg-small/fine_tuned": 1500,
+              "tg-large/long_prompt": 1500}
+    chosen = [cands[k] for k in error_rates]
+    scored = {k: _frame(_pred(labels, order[: int(round(r * n))]), tokens[k]) for k, r in error_rates.items()}
+    return score_candidates(config, chosen, [f"t{i}" for i in range(n)], labels, scored,
+                            dataset_version="v1", settings={"test_rows_total": 3080})
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(None, evaluation={"bootstrap": 300})
+
+
+def test_not_significant_keeps_prompting(labels, config, tmp_path):
+    res = _result(labels, {"tg-small/few_shot": 0.30, "tg-small/fine_tuned": 0.295}, config)
+    rep = build_report(res, config, 50.0, None, tmp_path)
+    rec = rep["recommendation"]
+    assert rec["action"] == "keep_prompting" and rec["candidate"] == "tg-small/few_shot"
+    assert any("not statistically significant" in r for r in rec["reasons"])
+
+
+def test_significant_and_pays_back_fine_tunes(labels, config, tmp_path):
+    res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-small/few_shot": 0.45,
+                           "tg-small/fine_tuned": 0.10}, config)
+    rep = build_report(res, config, 80.0, {"model": "tg-small", "route": "default"}, tmp_path)
+    rec = rep["recommendation"]
+    assert rec["action"] == "fine_tune" and rec["candidate"] == "tg-small/fine_tuned"
+    assert rec["incumbent"] == "tg-small/few_shot"
+    ft = next(c for c in rep["candidates"] if c["name"] == "tg-small/fine_tuned")
+    fs = next(c for c in rep["candidates"] if c["name"] == "tg-small/few_shot")
+    saving = fs["economics"]["total_monthly_cost"] - ft["economics"]["total_monthly_cost"]
+    assert ft["economics"]["monthly_saving_vs_best_prompt"] == pytest.approx(saving)
+    assert ft["economics"]["payback_months"] == pytest.approx(80.0 / saving)
+    # 346 vs 77 wrong of 770 rows, on 60,000 tickets a month at 90 s per correction and 30 per hour
+    fewer = (346 - 77) / 770 * 60000
+    assert fs["economics"]["corrections_per_month"] - ft["economics"]["corrections_per_month"] == pytest.approx(fewer)
+    assert fs["economics"]["correction_cost"] - ft["economics"]["correction_cost"] == pytest.approx(fewer * 90 / 3600 * 30)
+    assert any("significant" in r and "McNemar" in r for r in rec["reasons"])
+
+
+def test_gain_below_minimum_or_no_payback_keeps_prompting(labels, tmp_path):
+    strict = load_config(None, evaluation={"bootstrap": 300}, business={"min_accuracy_gain": 0.5})
+    res = _result(labels, {"tg-small/few_shot": 0.45, "tg-small/fine_tuned": 0.10}, strict)
+    rec = recommend(res, strict, {n: {"total_monthly_cost": 100.0 - 50 * (n.endswith("tuned")),
+                                      "training_cost": 10.0} for n in res.ranking}, None)
+    assert rec["action"] == "keep_prompting"
+    assert any("below the required" in w for v in rec["verdicts"] for w in v["why_not"])
+    cfg = load_config(None, evaluation={"bootstrap": 300})
+    rep = build_report(res, cfg, 1e9, None, tmp_path)
+    assert rep["recommendation"]["action"] == "keep_prompting"
+    assert any("pay back" in w for v in rep["recommendation"]["verdicts"] for w in v["why_not"])
+
+
+def test_significantly_better_base_model_is_a_switch(labels, config, tmp_path):
+    res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-large/long_prompt": 0.20}, config)
+    rep = build_report(res, config, None, {"model": "tg-small"}, tmp_path)
+    assert rep["recommendation"]["action"] == "switch_base_model"
+    assert rep["recommendation"]["base_model"] == "tg-large"
+
+
+def test_files_written_and_valid(labels, config, tmp_path):
+    res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-small/few_shot": 0.45,
+                           "tg-small/fine_tuned": 0.10, "tg-large/long_prompt": 0.30}, config)
+    rep = build_report(res, config, 80.0, None, tmp_path)
+    loaded = json.loads((tmp_path / "report.json").read_text())
+    assert loaded == rep
+    assert set(rep) >= {"candidates", "recommendation", "best_vs_runner_up", "plots", "ranking", "business"}
+    for rel in rep["plots"].values():
+        assert (tmp_path / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<table>" in html
+    md = (tmp_path / "report.md").read_text()
+    first_table = md.split("\n\n")[2]
+    assert first_table.startswith("| candidate | accuracy [95% CI]") and "tg-small/fine_tuned" in first_table
+    assert "Recommendation:" in md and "payback" in md
