@@ -60,6 +60,7 @@ PII_SHARE = 0.15
 CHANNELS = ["app", "web", "chat", "email", "phone"]
 CHANNEL_WEIGHTS = [45, 20, 15, 12, 8]
 N_OPERATORS = 36
+MIN_TICKETS = 20  # below this the planted kinds no longer fit
 
 # Planted fractions of the source rows (with a floor so that small samples still show each kind).
 FRACTIONS = {
@@ -371,6 +372,12 @@ def _stratified(df: pd.DataFrame, n: int, rng: random.Random) -> list[int]:
     return sorted(chosen)
 
 
+def _sample(rng: random.Random, population, k: int) -> list:
+    """rng.sample that takes what there is when the population is smaller than k."""
+    population = list(population)
+    return rng.sample(population, max(0, min(k, len(population))))
+
+
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -529,7 +536,10 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     pii = _Pii(random.Random(seed * 1_000_003 + 17))
     src = load_banking77()
     labels = list(json.loads((BANKING77_DIR / "categories.json").read_text(encoding="utf-8")))
-    idx = list(range(len(src))) if n_tickets is None else _stratified(src, n_tickets, rng)
+    if n_tickets is not None and n_tickets < MIN_TICKETS:
+        raise ValueError(f"n_tickets must be at least {MIN_TICKETS} (got {n_tickets})")
+    full = n_tickets is None or n_tickets >= len(src)
+    idx = list(range(len(src))) if full else _stratified(src, n_tickets, rng)
     n = len(idx)
     operators = [f"op-{i:03d}" for i in range(1, N_OPERATORS + 1)]
 
@@ -554,7 +564,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
 
     def pick(pool: list[_Row], k: int, cond=lambda r: True) -> list[_Row]:
         cands = [r for r in pool if r.seq not in used and cond(r)]
-        chosen = rng.sample(cands, min(k, len(cands)))
+        chosen = _sample(rng, cands, k)
         used.update(r.seq for r in chosen)
         return chosen
 
@@ -584,7 +594,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     target = round(PII_SHARE * len(rows)) - already
     # (not in near-duplicate pairs, which must stay near; not in system templates, which have none)
     cands = [r for r in rows if not r.pii and not r.group and r.origin != "template" and r.text.strip()]
-    for r in rng.sample(cands, min(len(cands), max(0, target))):
+    for r in _sample(rng, cands, target):
         k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
         kinds: list[str] = []
         while len(kinds) < k:
@@ -628,7 +638,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
                     created=_random_time(rng), origin="filler")
         rows.append(r)
         planted["whitespace_texts"].append(r)
-    for s in rng.sample(base, _count("oversized_texts", n)):
+    for s in _sample(rng, base, _count("oversized_texts", n)):
         t = _random_time(rng)
         r = new_row(text=_oversized(rng, texts[s.source_row], t), label=s.label, created=t,
                     origin="filler", source_row=s.source_row)
@@ -669,7 +679,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     # legacy export: Cyrillic names (personal data that is not valid UTF-8 once encoded in cp1251)
     legacy = [r for r in rows if r.file == FILE_LEGACY and r.text.strip() and r.origin != "filler"
               and not r.group]
-    cyr = rng.sample(legacy, min(_count("legacy_cyrillic", n), len(legacy)))
+    cyr = _sample(rng, legacy, _count("legacy_cyrillic", n))
     for r in cyr:
         name = rng.choice(CYRILLIC_NAMES)
         r.text = rng.choice([f"My name is {name}. {r.text.strip()}", f"{r.text.strip()} — {name}",
@@ -680,7 +690,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     # unparseable timestamps
     plain = [r for r in rows if r.origin == "banking77" and not r.group and not r.pii
              and r.file != FILE_LEGACY and r.label is not None and r.written_label == r.label]
-    bad_ts = rng.sample(plain, _count("bad_timestamps", n))
+    bad_ts = _sample(rng, plain, _count("bad_timestamps", n))
     for r in bad_ts:
         r.written_created = rng.choice(["yesterday", "31/02/2026", "2026-02-30T25:61:00", "today 14:05",
                                         "N/A", "2026-13-01T09:00:00", "31.02.2026 10:15"])
@@ -694,12 +704,12 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
 
     k_csv = 2 if n < 3000 else 3
     q1 = [r for r in rows if r.file == FILE_Q1 and simple(r)]
-    for r in rng.sample([r for r in q1 if "," in r.text], min(k_csv, sum("," in r.text for r in q1))):
+    for r in _sample(rng, [r for r in q1 if "," in r.text], k_csv):
         r.broken = "too_many_fields"
-    for r in rng.sample([r for r in q1 if not r.broken and "," not in r.text], k_csv):
+    for r in _sample(rng, [r for r in q1 if not r.broken and "," not in r.text], k_csv):
         r.broken = "too_few_fields"
     q2 = [r for r in rows if r.file == FILE_Q2 and simple(r)]
-    for j, r in enumerate(rng.sample(q2, 2 if n < 3000 else 4)):
+    for j, r in enumerate(_sample(rng, q2, 2 if n < 3000 else 4)):
         r.broken = "truncated_json" if j % 2 == 0 else "not_json"
 
     # re-export overlap: the last Q1 rows of the main export delivered again in the Q2 file
@@ -712,7 +722,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
                 and r.seq not in bad_set and r.seq not in overlap_set and r.kinds == set()
                 and r.seq not in used and r.label is not None and r.written_label == r.label]
     dup_ids: list[tuple[_Row, _Row]] = []
-    pairs = rng.sample(range(len(eligible) - 1), min(len(eligible) - 1, _count("duplicate_ticket_ids", n) * 3))
+    pairs = _sample(rng, range(len(eligible) - 1), _count("duplicate_ticket_ids", n) * 3)
     taken: set[int] = set()
     for i in pairs:
         a, b = eligible[i], eligible[rng.randint(i + 1, min(len(eligible) - 1, i + 400))]
@@ -812,7 +822,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
         "whitespace_texts": {"count": len(planted["whitespace_texts"]),
                              "ticket_ids": ids(planted["whitespace_texts"])},
         "oversized_texts": {"count": len(planted["oversized_texts"]), "ticket_ids": ids(planted["oversized_texts"]),
-                            "min_chars": min(len(r.text) for r in planted["oversized_texts"])},
+                            "min_chars": min((len(r.text) for r in planted["oversized_texts"]), default=0)},
         "bad_timestamps": {
             "count": len(bad_ts), "ticket_ids": ids(bad_ts),
             "items": sorted(({"ticket_id": r.ticket_id, "file": r.file, "value": r.written_created}

@@ -67,10 +67,19 @@ def test_checksum_helpers():
     assert luhn_valid("4111 1111 1111 1111") and not luhn_valid("4111 1111 1111 1112")
     assert iban_valid("GB82 WEST 1234 5698 7654 32") and not iban_valid("GB82 WEST 1234 5698 7654 33")
     assert iban_valid("KZ86125KZT5004100100")
-    # a 12-digit IIN whose first weighting gives 10 falls back to the second weighting
-    for first11 in ("90010130000", "85061540012", "01020350123"):
-        c = iin_check_digit(first11)
-        assert c is None or iin_valid(first11 + str(c))
+    # weights 1..11 give 131 % 11 == 10, so weights 3..11,1,2 decide: 78 % 11 == 1
+    assert iin_check_digit("90010130081") == 1 and iin_valid("900101300811")
+    assert not iin_valid("900101300812")
+    # both weightings give 10 (120 and 76): no valid IIN has this prefix
+    assert iin_check_digit("90010130080") is None
+    assert not any(iin_valid("90010130080" + str(c)) for c in range(10))
+    # weights 1..11 decide directly: 9*1 + 1*4 + 1*6 + 3*7 + 2*10 = 60, 60 % 11 == 5
+    assert iin_check_digit("90010130020") == 5 and iin_valid("900101300205")
+
+
+def test_minimum_size(tmp_path):
+    with pytest.raises(ValueError):
+        generate_sample(tmp_path / "l", tmp_path / "m.json", n_tickets=5)
 
 
 def test_same_seed_same_bytes(small, tmp_path):
