@@ -47,6 +47,10 @@ ENTITY_TYPES = ["PERSON", "LOCATION", "ORGANIZATION", "NRP", "EMAIL_ADDRESS", "P
                 "IBAN_CODE", "KZ_IIN", "KZ_BIN", "IP_ADDRESS", "US_SSN", "URL"]
 STRUCTURED = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "KZ_IIN", "KZ_BIN", "IP_ADDRESS",
               "US_SSN"}
+# Which detection wins where spans overlap: checksum-validated and specific formats first, then URLs,
+# phones (a loose pattern), then the rest by score.
+PRIORITY = {"KZ_IIN": 3, "KZ_BIN": 3, "CREDIT_CARD": 3, "IBAN_CODE": 3, "EMAIL_ADDRESS": 3, "IP_ADDRESS": 3,
+            "US_SSN": 3, "URL": 2, "PHONE_NUMBER": 1}
 # Words the small NER model tags as entities in banking texts that are products, not people or places.
 NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "swift", "sepa", "paypal",
                 "phone", "mobile", "email", "e-mail", "website", "fax", "desk", "office", "personal info",
@@ -144,7 +148,7 @@ class Masker:
         for i, doc in zip(idx, docs):
             for ent in doc.ents:
                 label = NER_LABELS.get(ent.label_)
-                if label is None:
+                if label is None or (label == "ORGANIZATION" and not self.spec.mask_organizations):
                     continue
                 s, e = ent.start_char, ent.end_char
                 val = texts[i][s:e]
@@ -175,7 +179,7 @@ class Masker:
                 merged.append([t, s, e, sc])
         # paint characters by priority (structured types with a checksum first, then score, then length);
         # a lower-priority span keeps only the pieces no one claimed
-        merged.sort(key=lambda m: (-(m[3] + (0.5 if m[0] in STRUCTURED else 0)), -(m[2] - m[1])))
+        merged.sort(key=lambda m: (-PRIORITY.get(m[0], 0), -m[3], -(m[2] - m[1])))
         owner = [False] * len(text)
         taken: list[list] = []
         for t, s, e, sc in merged:

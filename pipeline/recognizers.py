@@ -216,12 +216,20 @@ class PhonePatternRecognizer(PatternRecognizer):
 # --------------------------------------------------------------------------------------------------
 # names
 # --------------------------------------------------------------------------------------------------
-_CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ][\w'’-]*"
+_CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ](?=[\w'’-]*[a-zß-ÿа-яёәғқңөұүһі])[\w'’-]*"  # has a lower-case letter
 _NAME = rf"{_CAP}(?:\s+[A-Z]\.?)?(?:\s+{_CAP}){{0,2}}"
 # cue phrases that introduce a person; the strong ones also take a lower-case name
 _STRONG_CUES = r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:"
 _WEAK_CUES = (r"i am|i'm|this is|call me|calls me|dear|hi|hello|hey|thanks|thank you|regards|sincerely|"
-              r"mr\.?|mrs\.?|ms\.?|miss|mx\.?|dr\.?|sir|madam|mister|with|to|from|by|and|named|called")
+              r"mr\.?|mrs\.?|ms\.?|miss|mx\.?|dr\.?|sir|madam|mister|with|by|and|named|called|add|"
+              r"him|her|kid|son|daughter|wife|husband|partner|friend|mother|father|brother|sister|colleague|"
+              r"manager|guardian|beneficiary|under|met|ask|tell|contact|name|господин|госпожа")
+# a capitalised phrase followed by one of these is an organisation or a work, not a person
+_ORG_WORDS = {"Inc", "Ltd", "LLC", "PLC", "Plc", "Corp", "Co", "Company", "Group", "Bank", "Solutions", "Systems",
+              "Technologies", "Investments", "Markets", "Partners", "Associates", "Agency", "Orchestra", "Band",
+              "University", "College", "School", "Hospital", "Foundation", "Institute", "Services", "Capital",
+              "Holdings", "Street", "Road", "Avenue", "Mall", "Rapids", "Lines", "Airlines", "GmbH", "AG", "SA",
+              "JSC", "LLP", "Trust", "Insurance", "Media", "Labs", "Studio", "Studios", "Records", "Press"}
 _NOT_NAMES = {
     "I", "The", "A", "An", "My", "Sir", "Madam", "Team", "Support", "Bank", "Customer", "There", "Thanks", "Thank",
     "Please", "Hello", "Hi", "Dear", "Card", "Visa", "Mastercard", "Google", "Apple", "Pay", "ATM", "PIN", "OK",
@@ -231,6 +239,8 @@ _NOT_NAMES = {
     "Friday", "Saturday", "Sunday", "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December", "Euro", "Euros", "Dollar", "Dollars", "USD", "EUR", "GBP",
     "KZT", "Tenge", "Account", "Transfer", "Payment", "Bot", "User", "Agent", "Mr", "Mrs", "Ms", "Dr", "Miss",
+    "I'm", "I’m", "Directed", "Note", "Subject", "Re", "Fwd", "From", "To", "Cc", "Zip", "Postcode", "City",
+    "Country", "Street", "Hotel", "Restaurant", "Company", "Orchestra", "Title", "Job", "Summary",
 }
 
 
@@ -253,7 +263,13 @@ class CueNameRecognizer(EntityRecognizer):
     def load(self) -> None:
         self.cues = [
             _Cue(regex.compile(rf"(?i:\b(?:{_STRONG_CUES}))\s+(?P<n>{_NAME}|[a-zа-яё][\w'-]+(?:\s+[a-zа-яё][\w'-]+)?(?=\s*(?:[,.!?;\n]|$|and\b|but\b)))"), 0.85),
-            _Cue(regex.compile(rf"(?i:\b(?:{_WEAK_CUES}))\s+(?P<n>{_NAME})"), 0.45),
+            _Cue(regex.compile(rf"(?i:\b(?:{_WEAK_CUES}))[:\s]+(?P<n>{_NAME})"), 0.45),
+            # First I. Last / First I Last: the initial makes it a person
+            _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-Z]\.?\s+{_CAP})"), 0.7),
+            # a speaker or a subject at the start of a line: "Leverett: ...", "Sofie lives on ..."
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:\s+{_CAP})?)(?=:\s|\s+(?:is|was|had|has|lives|lived|said|says|shouted|told|will|would|went)\b)"), 0.5),
+            # a line that is only a name (signature blocks, address labels)
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:\s+[A-Z]\.?)?\s+{_CAP}(?:\s+{_CAP})?)[ \t]*$"), 0.5),
         ]
 
     def analyze(self, text, entities, nlp_artifacts=None):
@@ -269,8 +285,13 @@ class CueNameRecognizer(EntityRecognizer):
                     words.pop(0)
                 if not words:
                     continue
+                after = text[e:e + 40].split()
+                if any(w.strip(".,;:") in _ORG_WORDS for w in words[1:] + after[:1]):
+                    continue
                 s = text.index(words[0], s)
                 e = text.index(words[-1], s) + len(words[-1])
+                if text[e - 2:e] in ("'s", "’s"):
+                    e -= 2
                 out.append(RecognizerResult("PERSON", s, e, cue.score))
         return out
 
