@@ -114,6 +114,18 @@ def _pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f}%"
 
 
+def _pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f} points"
+
+
+def _months(x: float | str | None) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    return "< 0.1 months" if x < 0.1 else f"{x:.1f} months"
+
+
 def _money(x: float | None, cur: str) -> str:
     return "n/a" if x is None else f"{x:,.2f} {cur}"
 
@@ -134,21 +146,21 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
         saving = inc_e["total_monthly_cost"] - e["total_monthly_cost"]
         why = []
         if gain <= 0:
-            why.append(f"not more accurate ({_pct(gain)} points)")
+            why.append(f"not more accurate ({_pts(gain)})")
         elif not (comp and comp["significant"] and comp["diff"] > 0):
             p = comp["mcnemar_p"] if comp else float("nan")
-            why.append(f"gain of {_pct(gain)} is not statistically significant (McNemar p={p:.3g}, "
+            why.append(f"gain of {_pts(gain)} is not statistically significant (McNemar p={p:.3g}, "
                        f"95% CI of the difference [{_pct(comp['diff_low'])}, {_pct(comp['diff_high'])}])"
                        if comp else "no paired test available")
         elif gain < min_gain:
-            why.append(f"gain of {_pct(gain)} is below the required {_pct(min_gain)}")
+            why.append(f"gain of {_pts(gain)} is below the required {_pts(min_gain)}")
         if saving <= 0:
             why.append(f"does not lower the monthly cost ({_money(-saving, cur)} more per month)")
         if m["approach"] == "fine_tuned":
             pb = payback_months(e["training_cost"] or 0.0, saving)
             if pb == NEVER or pb > MAX_PAYBACK_MONTHS:
                 why.append(f"training does not pay back within {MAX_PAYBACK_MONTHS:g} months (payback: "
-                           f"{pb if pb == NEVER else f'{pb:.1f} months'})")
+                           f"{_months(pb)})")
         verdicts.append({"candidate": name, "accuracy_gain": gain, "monthly_saving": saving,
                          "significant": bool(comp and comp["significant"] and comp["diff"] > 0),
                          "mcnemar_p": comp["mcnemar_p"] if comp else None,
@@ -159,7 +171,7 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
     if not winners:
         action, chosen = "keep_prompting", inc
         reasons.append("No alternative clears every rule (significant gain of at least "
-                       f"{_pct(min_gain)}, lower monthly cost, training paid back within "
+                       f"{_pts(min_gain)}, lower monthly cost, training paid back within "
                        f"{MAX_PAYBACK_MONTHS:g} months), so nothing changes.")
         headline = f"Keep prompting with {inc}."
     else:
@@ -179,16 +191,16 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
             headline = f"Keep prompting, with the {m['approach'].replace('_', ' ')} prompt ({chosen})."
         comp = result.comparison(chosen, inc)
         reasons.append(
-            f"{chosen} is {_pct(w['accuracy_gain'])} points more accurate than {inc}: significant "
+            f"{chosen} is {_pts(w['accuracy_gain'])} more accurate than {inc}: significant "
             f"(McNemar exact p={comp['mcnemar_p']:.3g}, {comp['a_only']} vs {comp['b_only']} discordant rows; "
-            f"paired bootstrap 95% CI [{_pct(comp['diff_low'])}, {_pct(comp['diff_high'])}]) and above the "
-            f"required {_pct(min_gain)}.")
+            f"paired bootstrap 95% CI [{_pts(comp['diff_low'])}, {_pts(comp['diff_high'])}]) and above the "
+            f"required {_pts(min_gain)}.")
         reasons.append(f"It saves {_money(w['monthly_saving'], cur)} per month in total cost "
                        "(inference + corrections + cost of errors).")
         if m["approach"] == "fine_tuned":
             e = econ[chosen]
             reasons.append(f"Training ({_money(e['training_cost'] or 0.0, cur)}) pays back in "
-                           f"{payback_months(e['training_cost'] or 0.0, w['monthly_saving']):.1f} months.")
+                           f"{_months(payback_months(e['training_cost'] or 0.0, w['monthly_saving']))}.")
             if e["training_cost"] is None:
                 reasons.append("The training cost was not recorded; the payback assumes it was free.")
         if len(winners) > 1:
@@ -293,7 +305,7 @@ def _headline_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                      _ci(c["accuracy"], c["accuracy_ci"]), _ci(c["macro_f1"], c["macro_f1_ci"]),
                      _pct(c["format_validity"]), _money(c["price_per_1000"], cur),
                      f"{e['corrections_per_month']:,.0f}", _money(e["total_monthly_cost"], cur),
-                     "—" if pb is None else (pb if isinstance(pb, str) else f"{pb:.1f} months")])
+                     _months(pb)])
     return head, rows
 
 
@@ -355,9 +367,9 @@ def _markdown(report: dict) -> str:
               "## Details", "", _md_table(*_detail_rows(report)), "",
               "Corrections count every answer that was wrong, invalid (not exactly a label) or failed. "
               "Cost of errors weights each class's error rate by its share of volume and its error cost "
-              "(critical labels in brackets). Stability: agreement of a second run at temperature "
-              f"{report['settings'].get('stability_temperature')} with the scored run. Order sensitivity: "
-              "few-shot examples shuffled with another seed.", "",
+              "(critical labels in brackets). Stability: agreement of the repeat run(s) at temperature "
+              f"{report['settings'].get('stability_temperature', 'n/a')} with the scored run at temperature 0. "
+              "Order sensitivity: the same few-shot examples shuffled with another seed.", "",
               f"## Top confusions of {rec['candidate']}", ""]
     conf = report["top_confusions"]
     parts += [_md_table(["true", "predicted", "count"], [[c["true"], c["predicted"], c["count"]] for c in conf])
