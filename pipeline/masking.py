@@ -61,6 +61,16 @@ _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 
 
+def _url_plausible(text: str, s: int, e: int) -> bool:
+    """Drop schemeless "URLs" that are two words glued by a missing space ("bad.This", "in.seems")."""
+    v = text[s:e]
+    if "://" in v or v.lower().startswith("www."):
+        return True
+    if e < len(text) and text[e].isalpha():
+        return False
+    return not re.search(r"\.[A-Z]", v) and not re.search(r"\.(?:is|it|in|the|and|seems|but|so|i)$", v, re.I)
+
+
 class MaskingError(RuntimeError):
     """Raised when masking cannot proceed; the message never contains text content."""
 
@@ -138,6 +148,8 @@ class Masker:
             if g.needs and g.needs != "digit" and g.needs not in text:
                 continue
             for r in g.recognizer.analyze(text, g.entities, None):
+                if r.entity_type == "URL" and not _url_plausible(text, r.start, r.end):
+                    continue
                 out.append((r.entity_type, r.start, r.end, r.score))
         return out
 
