@@ -190,3 +190,20 @@ def test_stratified_sample_keeps_shares():
     assert s["label"].value_counts().between(9, 11).all()
     assert s.equals(stratified_sample(df, 770, seed=3))
     assert len(stratified_sample(df, None, seed=3)) == len(df)
+
+
+def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_path):
+    from pipeline.catalog import Catalog
+    from pipeline.evaluation import record
+
+    labels = test_labels[:200]
+    cands = [Candidate("a", "m", "zero_shot", "m", 0.1, 0.2), Candidate("b", "m", "long_prompt", "m", 0.1, 0.2)]
+    res = score_candidates(config, cands, list(map(str, range(200))), labels,
+                           {"a": scored_frame(corrupt(labels, np.arange(20))), "b": scored_frame(labels)},
+                           dataset_version="v9")
+    cat = Catalog(tmp_path / "catalog.duckdb")
+    ids = record(cat, res, config.hash(), "reports/r1")
+    assert ids == record(cat, res, config.hash(), "reports/r1")  # stable ids: re-recording replaces
+    rows = cat.query("SELECT candidate, metrics FROM evaluations ORDER BY candidate")
+    assert list(rows["candidate"]) == ["a", "b"]
+    assert json.loads(rows["metrics"][0])["accuracy"] == pytest.approx(0.9)
