@@ -69,7 +69,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
     df = df.reset_index(drop=True).copy()
     df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold)
     prev = previous.set_index("ticket_id")["split"] if len(previous) else pd.Series(dtype=object)
-    df["split"] = df["ticket_id"].map(prev)
+    df["split"] = df["ticket_id"].map(prev).astype(object)
     df["reason"] = np.where(df["split"].notna(), "kept", None)
 
     # inherit or hold out, group by group
