@@ -150,7 +150,7 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
         elif not (comp and comp["significant"] and comp["diff"] > 0):
             p = comp["mcnemar_p"] if comp else float("nan")
             why.append(f"gain of {_pts(gain)} is not statistically significant (McNemar p={p:.3g}, "
-                       f"95% CI of the difference [{_pct(comp['diff_low'])}, {_pct(comp['diff_high'])}])"
+                       f"95% CI of the difference [{_pts(comp['diff_low'])}, {_pts(comp['diff_high'])}])"
                        if comp else "no paired test available")
         elif gain < min_gain:
             why.append(f"gain of {_pts(gain)} is below the required {_pts(min_gain)}")

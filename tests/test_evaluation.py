@@ -207,3 +207,40 @@ def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_pa
     rows = cat.query("SELECT candidate, metrics FROM evaluations ORDER BY candidate")
     assert list(rows["candidate"]) == ["a", "b"]
     assert json.loads(rows["metrics"][0])["accuracy"] == pytest.approx(0.9)
+
+
+# ------------------------------------------------------------------------------------ integration
+def test_run_evaluation_through_the_embedded_provider(tmp_path):
+    """zero_shot, long_prompt and few_shot for tg-small on 10 labels x 8 test rows, for real."""
+    endpoint = pytest.importorskip("pipeline.endpoint")
+    from pipeline.evaluation import run_evaluation
+
+    cfg = load_config(None, evaluation={"models": [{"name": "tg-small", "price_input_per_1m": 0.15,
+                                                    "price_output_per_1m": 0.60}],
+                                        "bootstrap": 200, "repeats": 2, "few_shot_k": 2, "seed": 3},
+                      endpoint={"concurrency": 4, "max_retries": 3})
+    full = pd.read_csv(B77 / "test.csv").rename(columns={"category": "label"})
+    ten = sorted(full["label"].unique())[:10]
+    test = (full[full["label"].isin(ten)].groupby("label").head(8).reset_index(drop=True)
+            .assign(ticket_id=lambda d: [f"T{i:03d}" for i in range(len(d))]))
+    train = pd.read_csv(B77 / "train.csv").rename(columns={"category": "label"})
+    cands = candidates_from_config(cfg, {})
+    assert [c.approach for c in cands] == ["zero_shot", "long_prompt", "few_shot"]
+    client = endpoint.make_client(cfg.endpoint, tmp_path)
+    try:
+        res = run_evaluation(client, test, train, cfg, cands, "it-v1")
+    finally:
+        getattr(client, "close", lambda: None)()
+    assert res.n_rows == 80 and len(res.predictions) == 3 * 80
+    assert set(res.predictions["ticket_id"]) == set(test["ticket_id"])
+    for name, m in res.metrics.items():
+        assert m["n_errors"] == 0, m["errors_sample"]
+        assert 1 / 77 < m["accuracy"] <= 1 and m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1]
+        assert m["prompt_tokens_mean"] > 0 and m["price_per_1000"] > 0
+        assert 0 <= m["stability"]["agreement"] <= 1
+    few = res.metrics["tg-small/few_shot"]
+    assert few["order_sensitivity"]["n_examples"] == 154 and -1 <= few["order_sensitivity"]["accuracy_delta"] <= 1
+    # the long prompt (more text) and the few-shot prompt (examples) cost more per answer than zero-shot
+    zs = res.metrics["tg-small/zero_shot"]
+    assert few["price_per_1000"] > res.metrics["tg-small/long_prompt"]["price_per_1000"] > zs["price_per_1000"]
+    json.dumps(res.to_dict())
