@@ -78,6 +78,9 @@ class MaskingSpec(_Strict):
     # When it is unset, placeholders are numbered per ticket (<PERSON_1>) and carry no token.
     salt_env: str = "TUNEGATE_PII_SALT"
     batch_size: int = 256
+    # Company names are off by default: in bank tickets they are mostly merchants and banks (the intent
+    # signal: "Uber charged me twice"), not data about the customer.
+    mask_organizations: bool = False
 
 
 class DedupSpec(_Strict):
@@ -142,6 +145,9 @@ class FinetuneSpec(_Strict):
     suffix: str = "tunegate"
     n_epochs: int | Literal["auto"] = "auto"
     max_tokens_per_example: int = 16385
+    # How long the finetune_job asset follows a job before it stops waiting (the job keeps running;
+    # the `finetune_job_sensor` re-materializes the asset when it reaches a terminal state).
+    follow_timeout_s: float = 3600.0
 
 
 class EvaluationSpec(_Strict):
