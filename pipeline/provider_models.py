@@ -1,0 +1,566 @@
+"""The small, real models served by the embedded local provider (`pipeline.local_provider`).
+
+They read the prompt the way a chat model would, so prompt content changes answers: label names and
+descriptions in the system message, few-shot pairs in the conversation, and the ticket last.
+
+Prompt protocol (the evaluation code writes prompts exactly this way)
+--------------------------------------------------------------------
+* system message: free text plus the allowed labels, one per line, written as ``- <label>`` or
+  ``- <label>: <description>``. Only lines that start with ``- `` are read as labels; a label is the
+  text up to the first ``:`` (labels therefore contain no colon).
+* optional few-shot examples: earlier ``user`` / ``assistant`` message pairs; the user message is a
+  ticket text, the assistant message is its label, either bare or as ``{"label": "<label>"}``.
+* the last ``user`` message is the ticket to classify.
+* the answer is the bare label, or ``{"label": "<label>"}`` when the request's ``response_format``
+  is ``json_object`` or ``json_schema`` (with a ``json_schema`` whose only string property has another
+  name, that name is used as the key; an ``enum`` on it further restricts the label space).
+
+Base models
+-----------
+* ``tg-small``: cosine similarity of character n-gram TF-IDF vectors between the ticket and each
+  label's text (its name, plus its description when the prompt gives one); with few-shot examples
+  it adds the similarity of the nearest in-context example of each label.
+* ``tg-large``: a stronger lexical model: stemmed word uni/bigrams and character n-grams, label
+  descriptions weighted; with few-shot examples it fits a regularised logistic regression over the
+  in-context examples and the label texts (its "in-context learning").
+
+Both are deterministic at temperature 0; at temperature > 0 they sample among the top candidates
+(seeded by ``seed`` when given). When unsure (a low, narrow top score) a base model occasionally
+answers a paraphrase of the label (``card arrival`` for ``card_arrival``), deterministically per
+ticket: a realistic, rare format error.
+
+Fine-tuning (`FineTunedClassifier`) trains a linear model (TF-IDF features + SGD logistic regression,
+one pass over the data per epoch) on the user -> assistant pairs of a chat-format JSONL file; it
+answers from its own label set (restricted to the prompt's labels when those overlap).
+
+`python -m pipeline.provider_models --bench` measures all of this on the Banking77 split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.preprocessing import normalize
+
+BASE_MODELS = ("tg-small", "tg-large")
+NO_LABELS_ANSWER = "I can't choose a category: the prompt lists no labels."
+
+
+class PromptError(ValueError):
+    """A request whose messages cannot be read as a classification prompt."""
+
+
+# ----------------------------------------------------------------------------------------- prompt
+@dataclass(frozen=True)
+class Prompt:
+    labels: tuple[str, ...]
+    descriptions: dict[str, str]
+    examples: tuple[tuple[str, str], ...]  # (ticket text, label)
+    ticket: str
+    context_key: str  # hash of everything but the ticket: the cache key for precomputed state
+
+
+_LABEL_LINE = re.compile(r"^\s*[-*]\s+(?P<label>[^:\n]+?)\s*(?::\s*(?P<desc>.*?))?\s*$")
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def parse_label_answer(text: str) -> str:
+    """The label in an assistant answer: bare, or JSON ``{"label": ...}``."""
+    text = (text or "").strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(obj, dict):
+            if "label" in obj:
+                return str(obj["label"]).strip()
+            if len(obj) == 1:
+                return str(next(iter(obj.values()))).strip()
+    return text
+
+
+def parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
+    labels: list[str] = []
+    descriptions: dict[str, str] = {}
+    for line in system_text.splitlines():
+        m = _LABEL_LINE.match(line)
+        if not m:
+            continue
+        label = m.group("label").strip()
+        if not label or " " in label and len(label.split()) > 6:  # a bullet sentence, not a label
+            continue
+        if label not in descriptions:
+            labels.append(label)
+            descriptions[label] = (m.group("desc") or "").strip()
+    return labels, descriptions
+
+
+def parse_prompt(messages: Sequence[dict]) -> Prompt:
+    if not messages:
+        raise PromptError("messages must be a non-empty list")
+    system_parts: list[str] = []
+    turns: list[tuple[str, str]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or "role" not in msg:
+            raise PromptError(f"messages[{i}] must be an object with a role")
+        role = msg["role"]
+        text = _content_text(msg.get("content"))
+        if role in ("system", "developer"):
+            system_parts.append(text)
+        elif role in ("user", "assistant"):
+            turns.append((role, text))
+        elif role == "tool":
+            continue
+        else:
+            raise PromptError(f"messages[{i}].role {role!r} is not one of system, developer, user, assistant")
+    if not turns or turns[-1][0] != "user":
+        raise PromptError("the last message must be a user message (the ticket to classify)")
+    ticket = turns[-1][1]
+    examples: list[tuple[str, str]] = []
+    j = 0
+    history = turns[:-1]
+    while j + 1 < len(history):
+        if history[j][0] == "user" and history[j + 1][0] == "assistant":
+            examples.append((history[j][1], parse_label_answer(history[j + 1][1])))
+            j += 2
+        else:
+            j += 1
+    system_text = "\n".join(system_parts)
+    labels, descriptions = parse_labels(system_text)
+    key_src = json.dumps([system_text, examples], ensure_ascii=False)
+    key = hashlib.sha1(key_src.encode("utf-8")).hexdigest()
+    return Prompt(tuple(labels), descriptions, tuple(examples), ticket, key)
+
+
+# --------------------------------------------------------------------------------- text features
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(ENGLISH_STOP_WORDS) - {"not", "no", "never", "cannot", "nothing", "without", "why", "how", "where", "when"}
+
+
+def _stem(tok: str) -> str:
+    for suf, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("s", "")):
+        if tok.endswith(suf) and len(tok) - len(suf) >= 3:
+            return tok[: len(tok) - len(suf)] + keep
+    return tok
+
+
+def word_tokens(text: str) -> list[str]:
+    toks = [_stem(t) for t in _WORD.findall(text.lower().replace("_", " ")) if t not in _STOP]
+    return toks + [f"{a} {b}" for a, b in zip(toks, toks[1:])]
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def label_text(label: str) -> str:
+    return label.replace("_", " ").replace("-", " ")
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get_or_build(self, key, build: Callable[[], Any]):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = build()
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+        return value
+
+
+# -------------------------------------------------------------------------------- prompt scorers
+class _Scorer:
+    """Precomputed state for one (system prompt, few-shot examples) context."""
+
+    labels: list[str]
+
+    def scores(self, ticket: str) -> np.ndarray:  # one score per label
+        raise NotImplementedError
+
+
+def _example_label_matrix(ex_labels: list[str], labels: list[str]) -> sparse.csr_matrix:
+    idx = {l: i for i, l in enumerate(labels)}
+    rows = [i for i, l in enumerate(ex_labels)]
+    cols = [idx[l] for l in ex_labels]
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ex_labels), len(labels)))
+
+
+def _max_per_label(sims: np.ndarray, ex_cols: np.ndarray, n_labels: int) -> np.ndarray:
+    out = np.zeros(n_labels)
+    np.maximum.at(out, ex_cols, sims)
+    return out
+
+
+class _SmallScorer(_Scorer):
+    """Character n-gram TF-IDF: ticket vs label text, plus nearest in-context example per label."""
+
+    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]]):
+        self.labels = labels
+        docs = [_clean(label_text(l) + " " + descriptions.get(l, "")) for l in labels]
+        ex_texts = [_clean(t) for t, _ in examples]
+        self.vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+        self.vec.fit(docs + ex_texts)
+        self.L = self.vec.transform(docs)
+        idx = {l: i for i, l in enumerate(labels)}
+        self.ex_cols = np.array([idx[l] for _, l in examples], dtype=int)
+        self.E = self.vec.transform(ex_texts) if ex_texts else None
+
+    def scores(self, ticket: str) -> np.ndarray:
+        t = self.vec.transform([_clean(ticket)])
+        s = (self.L @ t.T).toarray().ravel()
+        if self.E is not None:
+            ex = (self.E @ t.T).toarray().ravel()
+            s = s + _max_per_label(ex, self.ex_cols, len(self.labels))
+        return s
+
+
+class _LargeScorer(_Scorer):
+    """Stemmed words + character n-grams; descriptions weighted; kNN + prototype over examples."""
+
+    desc_weight = 1.0
+    char_weight = 1.5
+
+    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]]):
+        self.labels = labels
+        names = [_clean(label_text(l)) for l in labels]
+        descs = [_clean(descriptions.get(l, "")) for l in labels]
+        ex_texts = [_clean(t) for t, _ in examples]
+        corpus = names + [d for d in descs if d] + ex_texts
+        self.wvec = TfidfVectorizer(analyzer=word_tokens, sublinear_tf=True).fit(corpus)
+        self.cvec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit(corpus)
+        name_m = self._feats(names)
+        desc_m = self._feats([d or n for d, n in zip(descs, names)])
+        self.L = normalize(name_m + self.desc_weight * desc_m)
+        self.lr = None
+        if ex_texts:
+            # in-context learning: a regularised logistic regression over the examples and label texts
+            train_x = ex_texts + names + [f"{n} {d}" for n, d in zip(names, descs) if d]
+            train_y = [l for _, l in examples] + labels + [l for l, d in zip(labels, descs) if d]
+            self.lr = LogisticRegression(C=10.0, max_iter=300).fit(self._feats(train_x), train_y)
+            self.lr_cols = np.array([list(self.lr.classes_).index(l) for l in labels])
+
+    def _feats(self, texts: list[str]) -> sparse.csr_matrix:
+        return normalize(sparse.hstack([self.wvec.transform(texts), self.char_weight * self.cvec.transform(texts)]).tocsr())
+
+    def scores(self, ticket: str) -> np.ndarray:
+        t = self._feats([_clean(ticket)])
+        s = (self.L @ t.T).toarray().ravel()
+        if self.lr is not None:
+            return self.lr.predict_proba(t)[0][self.lr_cols]
+        return s
+
+
+_SCORERS: dict[str, type[_Scorer]] = {"tg-small": _SmallScorer, "tg-large": _LargeScorer}
+
+
+# ---------------------------------------------------------------------------------- answering
+@dataclass
+class Decision:
+    label: str  # the answer text (a label, or a paraphrase when the model slips)
+    in_label_space: bool
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _stable_unit(*parts: Any) -> float:
+    h = hashlib.sha1("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def _choose(labels: list[str], scores: np.ndarray, *, temperature: float, seed: int | None, ticket: str,
+            model: str, slip_rate: float, sharpness: float) -> Decision:
+    order = np.argsort(-scores, kind="stable")
+    top = [(labels[i], float(scores[i])) for i in order[:5]]
+    pick = int(order[0])
+    if temperature and temperature > 0 and len(order) > 1:
+        k = min(3, len(order))
+        cand = order[:k]
+        z = (scores[cand] - scores[cand[0]]) * sharpness / max(temperature, 1e-3)
+        p = np.exp(z)
+        p /= p.sum()
+        rng = np.random.default_rng(None if seed is None else
+                                    int.from_bytes(hashlib.sha1(f"{seed}\x1f{ticket}".encode()).digest()[:8], "big"))
+        pick = int(cand[rng.choice(k, p=p)])
+    label = labels[pick]
+    # a rare, deterministic slip: when unsure, answer a paraphrase of the label instead of the label
+    margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
+    if slip_rate > 0 and margin < 0.02 and _stable_unit(model, ticket) < slip_rate:
+        return Decision(label_text(label), False, top)
+    return Decision(label, True, top)
+
+
+class BaseModelRunner:
+    """A base model: answers a classification prompt from the prompt alone."""
+
+    def __init__(self, name: str, cache_size: int = 64):
+        if name not in _SCORERS:
+            raise KeyError(name)
+        self.name = name
+        self._cache = _LRU(cache_size)
+        self.slip_rate = 0.06 if name == "tg-small" else 0.04
+        self.sharpness = 25.0
+
+    def scorer(self, prompt: Prompt, allowed: Sequence[str] | None = None) -> _Scorer | None:
+        labels = list(prompt.labels)
+        for _, l in prompt.examples:  # few-shot labels join the label space
+            if l not in labels and l:
+                labels.append(l)
+        if allowed:
+            labels = [l for l in labels if l in allowed] or list(allowed)
+        if not labels:
+            return None
+        examples = [(t, l) for t, l in prompt.examples if l in labels]
+        key = (prompt.context_key, tuple(allowed or ()))
+        return self._cache.get_or_build(key, lambda: _SCORERS[self.name](labels, dict(prompt.descriptions), examples))
+
+    def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
+               allowed: Sequence[str] | None = None) -> Decision:
+        sc = self.scorer(prompt, allowed)
+        if sc is None:
+            return Decision(NO_LABELS_ANSWER, False)
+        return _choose(sc.labels, sc.scores(prompt.ticket), temperature=temperature, seed=seed,
+                       ticket=prompt.ticket, model=self.name, slip_rate=self.slip_rate, sharpness=self.sharpness)
+
+
+# -------------------------------------------------------------------------------- fine-tuning
+class TrainingDataError(ValueError):
+    """A training or validation file the fine-tuning job cannot use; the message says why."""
+
+
+def read_chat_jsonl(data: bytes, what: str = "training file") -> list[tuple[str, str, list[str]]]:
+    """(ticket, label, prompt labels) per line of a chat-format JSONL file; errors name the line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{what} is not UTF-8 text: {exc}") from None
+    out: list[tuple[str, str, list[str]]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise TrainingDataError(f"{what}, line {n}: not valid JSON ({exc.msg})") from None
+        msgs = obj.get("messages") if isinstance(obj, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            raise TrainingDataError(f"{what}, line {n}: expected an object with a non-empty 'messages' list")
+        if not isinstance(msgs[-1], dict) or msgs[-1].get("role") != "assistant":
+            raise TrainingDataError(f"{what}, line {n}: the last message must be the assistant's answer")
+        label = parse_label_answer(_content_text(msgs[-1].get("content")))
+        if not label:
+            raise TrainingDataError(f"{what}, line {n}: the assistant answer is empty")
+        try:
+            prompt = parse_prompt(msgs[:-1])
+        except PromptError as exc:
+            raise TrainingDataError(f"{what}, line {n}: {exc}") from None
+        if not prompt.ticket.strip():
+            raise TrainingDataError(f"{what}, line {n}: the user message is empty")
+        out.append((prompt.ticket, label, list(prompt.labels)))
+    if not out:
+        raise TrainingDataError(f"{what} has no examples")
+    return out
+
+
+def auto_epochs(n_examples: int) -> int:
+    """OpenAI's rule: 3 epochs, more for tiny sets (>= ~100 example passes), fewer for huge ones."""
+    if n_examples * 3 < 100:
+        return min(25, math.ceil(100 / n_examples))
+    if n_examples * 3 > 25000:
+        return max(1, 25000 // n_examples)
+    return 3
+
+
+def _ft_features(base: str):
+    from sklearn.pipeline import FeatureUnion
+
+    if base == "tg-large":
+        parts = [("w", TfidfVectorizer(analyzer=word_tokens, sublinear_tf=True, min_df=2)),
+                 ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2))]
+    else:
+        parts = [("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2))]
+    return FeatureUnion(parts)
+
+
+class FineTunedClassifier:
+    """A linear model trained on chat-format examples; persisted with pickle by the provider."""
+
+    def __init__(self, base: str, seed: int):
+        self.base = base
+        self.seed = seed
+        self.features = None
+        self.clf: SGDClassifier | None = None
+        self.classes: list[str] = []
+        self.slip_rate = 0.02
+
+    def fit(self, train: list[tuple[str, str]], val: list[tuple[str, str]] | None, n_epochs: int,
+            on_epoch: Callable[[int, dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+            ) -> list[dict]:
+        texts = [_clean(t) for t, _ in train]
+        y = np.array([l for _, l in train])
+        self.classes = sorted(set(y.tolist()))
+        if len(self.classes) < 2:
+            raise TrainingDataError(
+                f"the training file has a single label ({self.classes[0]!r}): a classifier needs at least two labels")
+        counts = {c: int((y == c).sum()) for c in self.classes}
+        self.features = _ft_features(self.base).fit(texts)
+        X = self.features.transform(texts)
+        if X.shape[1] == 0:
+            raise TrainingDataError("the training texts have no usable characters")
+        self.clf = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=self.seed,
+                                 learning_rate="optimal")
+        rng = np.random.default_rng(self.seed)
+        Xv = yv = None
+        if val:
+            Xv = self.features.transform([_clean(t) for t, _ in val])
+            yv = np.array([l for _, l in val])
+        history = []
+        classes = np.array(self.classes)
+        for epoch in range(1, n_epochs + 1):
+            if should_stop and should_stop():
+                break
+            perm = rng.permutation(len(y))  # one pass over the shuffled data per epoch
+            self.clf.partial_fit(X[perm], y[perm], classes=classes)
+            proba = self.clf.predict_proba(X)
+            col = {c: i for i, c in enumerate(self.clf.classes_)}
+            p_true = proba[np.arange(len(y)), [col[c] for c in y]]
+            m = {"epoch": epoch, "step": epoch * len(y),
+                 "train_loss": float(-np.mean(np.log(np.clip(p_true, 1e-12, 1)))),
+                 "train_accuracy": float(np.mean(self.clf.classes_[proba.argmax(1)] == y))}
+            if Xv is not None:
+                m["valid_accuracy"] = float(np.mean(self.clf.predict(Xv) == yv))
+                known = np.isin(yv, classes)
+                if known.any():
+                    pv = self.clf.predict_proba(Xv[known])
+                    pt = pv[np.arange(known.sum()), [col[c] for c in yv[known]]]
+                    m["valid_loss"] = float(-np.mean(np.log(np.clip(pt, 1e-12, 1))))
+            history.append(m)
+            if on_epoch:
+                on_epoch(epoch, m)
+        self.label_counts = counts
+        return history
+
+    def scores(self, ticket: str) -> np.ndarray:
+        assert self.clf is not None and self.features is not None
+        return self.clf.predict_proba(self.features.transform([_clean(ticket)]))[0]
+
+    def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
+               allowed: Sequence[str] | None = None, name: str = "ft") -> Decision:
+        labels = list(self.clf.classes_)
+        s = self.scores(prompt.ticket)
+        space = set(prompt.labels) & set(labels)
+        if allowed:
+            space = (space or set(labels)) & set(allowed) or space
+        if space and len(space) < len(labels):
+            keep = np.array([l in space for l in labels])
+            labels = [l for l, k in zip(labels, keep) if k]
+            s = s[keep]
+        return _choose(labels, s, temperature=temperature, seed=seed, ticket=prompt.ticket, model=name,
+                       slip_rate=self.slip_rate, sharpness=8.0)
+
+
+# -------------------------------------------------------------------------------- prompt helpers
+def system_prompt(labels: Iterable[str], descriptions: dict[str, str] | None = None) -> str:
+    """A system message in the protocol above (used by the benchmark and tests)."""
+    lines = ["You route banking support tickets. Answer with exactly one label from this list:"]
+    for l in labels:
+        d = (descriptions or {}).get(l, "")
+        lines.append(f"- {l}: {d}" if d else f"- {l}")
+    return "\n".join(lines)
+
+
+def build_messages(system: str, ticket: str, examples: Sequence[tuple[str, str]] = ()) -> list[dict]:
+    msgs = [{"role": "system", "content": system}]
+    for t, l in examples:
+        msgs += [{"role": "user", "content": t}, {"role": "assistant", "content": l}]
+    msgs.append({"role": "user", "content": ticket})
+    return msgs
+
+
+# -------------------------------------------------------------------------------- benchmark
+def _bench(train_csv: str, test_csv: str, taxonomy: str, limit: int | None) -> None:  # pragma: no cover
+    import time
+
+    import pandas as pd
+    import yaml
+
+    tr = pd.read_csv(train_csv)
+    te = pd.read_csv(test_csv)
+    if limit:
+        te = te.sample(n=min(limit, len(te)), random_state=0)
+    labels = sorted(tr["category"].unique())
+    tax = yaml.safe_load(open(taxonomy, encoding="utf-8"))["labels"]
+    desc = {l: (tax.get(l) or {}).get("description", "") for l in labels}
+    rows = []
+    for model in BASE_MODELS:
+        runner = BaseModelRunner(model)
+        settings: list[tuple[str, str, list]] = [
+            ("zero-shot, names", system_prompt(labels), []),
+            ("zero-shot, descriptions", system_prompt(labels, desc), []),
+        ]
+        for k in (1, 3, 5):
+            ex = tr.groupby("category", sort=True).sample(n=k, random_state=13)
+            settings.append((f"few-shot k={k}", system_prompt(labels), list(zip(ex["text"], ex["category"]))))
+        for name, sysmsg, ex in settings:
+            t0 = time.perf_counter()
+            correct = slips = 0
+            for text, gold in zip(te["text"], te["category"]):
+                d = runner.answer(parse_prompt(build_messages(sysmsg, text, ex)))
+                correct += d.label == gold
+                slips += not d.in_label_space
+            dt = time.perf_counter() - t0
+            rows.append((model, name, correct / len(te), slips / len(te), len(te) / dt))
+            print(f"{model:9s} {name:26s} acc={correct/len(te):.3f} off-list={slips/len(te):.3f} {len(te)/dt:.0f}/s",
+                  flush=True)
+        ft = FineTunedClassifier(model, seed=13)
+        t0 = time.perf_counter()
+        ft.fit(list(zip(tr["text"], tr["category"])), None, auto_epochs(len(tr)))
+        fit_s = time.perf_counter() - t0
+        sysmsg = system_prompt(labels)
+        correct = slips = 0
+        for text, gold in zip(te["text"], te["category"]):
+            d = ft.answer(parse_prompt(build_messages(sysmsg, text)), name="ft:" + model)
+            correct += d.label == gold
+            slips += not d.in_label_space
+        print(f"{model:9s} {'fine-tuned (' + str(auto_epochs(len(tr))) + ' ep)':26s} acc={correct/len(te):.3f} "
+              f"off-list={slips/len(te):.3f} fit={fit_s:.1f}s", flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--train", default="/work/shared/data/banking77/train.csv")
+    ap.add_argument("--test", default="/work/shared/data/banking77/test.csv")
+    ap.add_argument("--taxonomy", default=str(__import__("pathlib").Path(__file__).parent / "data" / "taxonomy.yaml"))
+    ap.add_argument("--limit", type=int, default=None)
+    a = ap.parse_args()
+    if a.bench:
+        _bench(a.train, a.test, a.taxonomy, a.limit)
