@@ -49,7 +49,7 @@ STRUCTURED = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "KZ_I
               "US_SSN"}
 # Which detection wins where spans overlap: checksum-validated and specific formats first, then URLs,
 # phones (a loose pattern), then the rest by score.
-PRIORITY = {"KZ_IIN": 3, "KZ_BIN": 3, "CREDIT_CARD": 3, "IBAN_CODE": 3, "EMAIL_ADDRESS": 3, "IP_ADDRESS": 3,
+PRIORITY = {"KZ_IIN": 4, "KZ_BIN": 4, "CREDIT_CARD": 3, "IBAN_CODE": 3, "EMAIL_ADDRESS": 3, "IP_ADDRESS": 3,
             "US_SSN": 3, "URL": 2, "PHONE_NUMBER": 1}
 # Words the small NER model tags as entities in banking texts that are products, not people or places.
 NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "swift", "sepa", "paypal",

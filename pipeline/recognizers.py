@@ -250,6 +250,9 @@ class _Cue:
     score: float
 
 
+from spacy.lang.en.stop_words import STOP_WORDS as _STOP  # noqa: E402  (words that never start a name)
+
+
 class CueNameRecognizer(EntityRecognizer):
     """A person's name right after a cue ("my name is", "Name:", "Mr.", "Hi", "Dear", "меня зовут").
 
@@ -280,7 +283,7 @@ class CueNameRecognizer(EntityRecognizer):
                 words = text[s:e].split()
                 while words and words[-1].strip(".,") in _NOT_NAMES:
                     words.pop()
-                while words and words[0].strip(".,") in _NOT_NAMES:
+                while words and (words[0].strip(".,") in _NOT_NAMES or words[0].lower() in _STOP):
                     s += text[s:e].index(words[0]) + len(words[0])
                     words.pop(0)
                 if not words:
@@ -329,7 +332,7 @@ class SlavicTurkicNameRecognizer(EntityRecognizer):
             words = [(w.strip(".,;:!?()\"'"), st) for w, st in words]
             if not any(self.word.match(w) and w not in _NOT_SURNAMES for w, _ in words):
                 continue
-            while words and (words[0][0] in _NOT_NAMES or words[0][0].isupper()):
+            while words and (words[0][0] in _NOT_NAMES or words[0][0].isupper() or words[0][0].lower() in _STOP):
                 words.pop(0)
             while words and (words[-1][0] in _NOT_NAMES or words[-1][0].isupper()):
                 words.pop()

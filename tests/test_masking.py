@@ -1,0 +1,147 @@
+"""Tests of the PII masking stage and the leak guard on real data (synth PII set, Banking77 texts)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+from pipeline.leak_guard import scan_residual  # noqa: E402
+from pipeline.masking import Masker, mask_file  # noqa: E402
+from pipeline.recognizers import kz_bin_ok, kz_iin_ok, luhn_ok  # noqa: E402
+
+BANKING = Path("/work/shared/data/banking77/train.csv")
+SYNTH = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "pii" / "synth_dataset_v2.json"
+
+IIN = "900101300017"  # valid control digit, born 1990-01-01
+BIN = "990440000018"
+KZ_PHONES = ["+7 701 234 56 78", "+7 (701) 234-56-78", "8 701 234 56 78", "8 (701) 234-56-78", "+77012345678",
+             "87012345678", "+7 701 2345678", "8-701-234-56-78", "+7 7272 12 34 56"]
+CARDS = ["4400430212345679", "4400 4302 1234 5679", "4400-4302-1234-5679", "371449635398431"]
+IBANS = ["KZ86125KZT5004100100", "KZ86 125K ZT50 0410 0100", "GB82WEST12345698765432"]
+EMAILS = ["dauren.serikbayev@mail.kz", "a.nurlanova+bank@gmail.com"]
+IPS = ["192.168.10.24", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"]
+SSNS = ["536-22-8726"]
+
+
+@pytest.fixture(scope="module")
+def masker():
+    return Masker(salt=None)
+
+
+@pytest.fixture(scope="module")
+def banking():
+    if not BANKING.exists():
+        pytest.skip("Banking77 reference data not available")
+    with open(BANKING, newline="", encoding="utf-8") as fh:
+        return [row["text"] for row in csv.DictReader(fh)][:2000]
+
+
+def test_checksums():
+    assert kz_iin_ok(IIN) and not kz_iin_ok(IIN[:-1] + "8")
+    assert kz_bin_ok(BIN) and not kz_iin_ok(BIN)
+    assert luhn_ok("4400430212345679") and not luhn_ok("4400430212345675")
+
+
+@pytest.mark.parametrize("kind,values,placeholder", [
+    ("phone", KZ_PHONES, "<PHONE_NUMBER_1>"), ("card", CARDS, "<CREDIT_CARD_1>"), ("iban", IBANS, "<IBAN_CODE_1>"),
+    ("email", EMAILS, "<EMAIL_ADDRESS_1>"), ("ip", IPS, "<IP_ADDRESS_1>"), ("ssn", SSNS, "<US_SSN_1>"),
+    ("iin", [IIN], "<KZ_IIN_1>"), ("bin", [BIN], "<KZ_BIN_1>"),
+])
+def test_structured_types_in_all_writings(masker, banking, kind, values, placeholder):
+    rng = random.Random(kind)
+    texts = [f"{rng.choice(banking).rstrip()} my {kind}: {v}" for v in values]
+    for v, res in zip(values, masker.mask_texts(texts)):
+        assert v not in res.text, f"{kind} writing #{values.index(v)} not masked"
+        assert placeholder in res.text
+    assert all(not r for r in scan_residual([r.text for r in masker.mask_texts(texts)]))
+
+
+def test_cyrillic_text_structured(masker):
+    t = f"Здравствуйте, мой ИИН {IIN}, телефон 8 (701) 234-56-78, карта 4400 4302 1234 5679, счёт {IBANS[0]}."
+    out = masker.mask_text(t).text
+    for v in (IIN, "8 (701) 234-56-78", "4400 4302 1234 5679", IBANS[0]):
+        assert v not in out
+    assert not scan_residual([out])[0]
+
+
+def test_kazakh_and_russian_names(masker):
+    texts = ["Hello, my name is Dauren Serikbayev and my card is blocked",
+             "Please transfer the money to Aigerim Nurlanovna Abenova",
+             "my name is yerlan kassymov",
+             "I spoke with Mr. Zhaksylykov yesterday about the loan",
+             "Beneficiary Nursultan Temirbekuly did not receive it"]
+    for t, r in zip(texts, masker.mask_texts(texts)):
+        assert "<PERSON_1>" in r.text, r.text
+    assert "Serikbayev" not in masker.mask_text(texts[0]).text
+
+
+def test_placeholders_consistent_within_text(masker):
+    r = masker.mask_text("Call Dauren Serikbayev on +7 701 234 56 78. Dauren Serikbayev said 87012345678 is his.")
+    assert r.text.count("<PERSON_1>") == 2 and "<PERSON_2>" not in r.text
+    assert r.text.count("<PHONE_NUMBER_1>") == 2  # two writings of one number
+    assert r.counts["PHONE_NUMBER"] == 2
+
+
+def test_salted_tokens_stable_and_salt_dependent():
+    t = ["My name is Dauren Serikbayev, card 4400430212345679", "card 4400 4302 1234 5679 again"]
+    a, b, c = Masker(salt="s1"), Masker(salt="s1"), Masker(salt="s2")
+    ra, rb, rc = (m.mask_texts(t) for m in (a, b, c))
+    assert [r.text for r in ra] == [r.text for r in rb]
+    assert [r.text for r in ra] != [r.text for r in rc]
+    tok = ra[0].text.split("<CREDIT_CARD_1|")[1][:8]
+    assert f"<CREDIT_CARD_1|{tok}>" in ra[1].text  # same card, same token, across tickets
+    assert "s1" not in repr(a)
+
+
+def test_salt_from_environment(monkeypatch):
+    monkeypatch.setenv("TUNEGATE_PII_SALT", "env-salt")
+    assert "|" in Masker().mask_text("card 4400430212345679").text
+
+
+def test_no_raw_value_in_synth_output(masker):
+    recs = json.loads(SYNTH.read_text(encoding="utf-8"))[:300]
+    res = masker.mask_texts([r["full_text"] for r in recs])
+    structured = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"}
+    for rec, r in zip(recs, res):
+        for s in rec["spans"]:
+            if s["entity_type"] in structured:
+                assert s["entity_value"] not in r.text
+    assert not any(scan_residual([r.text for r in res]))
+
+
+def test_leak_guard_finds_planted_and_stays_quiet_on_banking77(banking):
+    planted = [f"{t} {v}" for t, v in zip(banking, KZ_PHONES + CARDS + IBANS + EMAILS + IPS + SSNS + [IIN, BIN])]
+    found = scan_residual(planted)
+    assert all(found), [i for i, f in enumerate(found) if not f]
+    assert found[-2] == ["KZ_IIN"] and found[-1] == ["KZ_BIN"]
+    clean = scan_residual(banking)
+    fp_rate = sum(map(bool, clean)) / len(banking)
+    print(f"leak guard false-positive rate on {len(banking)} Banking77 texts: {fp_rate:.4f}")
+    assert fp_rate <= 0.002
+    assert not any("4400" in t for f in found for t in f)  # types only, never values
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_mask_file_formats(tmp_path, masker, suffix):
+    import pandas as pd
+
+    df = pd.DataFrame({"ticket_id": [1, 2, 3], "text": ["my card 4400430212345679 is lost",
+                                                         "call me at +7 701 234 56 78", "no pii here"]})
+    src, dst = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    if suffix == ".csv":
+        df.to_csv(src, index=False)
+    elif suffix == ".jsonl":
+        df.to_json(src, orient="records", lines=True)
+    else:
+        df.to_parquet(src, index=False)
+    res = mask_file(src, dst, "text", masker=masker, chunk_rows=2, progress=False)
+    assert res["rows"] == 3 and res["counts"] == {"CREDIT_CARD": 1, "PHONE_NUMBER": 1}
+    out = dst.read_bytes().decode("utf-8", "ignore") if suffix != ".parquet" else \
+        " ".join(pd.read_parquet(dst)["text"])
+    assert "4400430212345679" not in out and "<CREDIT_CARD_1>" in out
