@@ -99,7 +99,19 @@ def parse_label_answer(text: str) -> str:
     return text
 
 
+_LABELS_CACHE = None
+
+
 def parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
+    """(labels, descriptions) from a system message; cached, the same prompt comes back per ticket."""
+    global _LABELS_CACHE
+    if _LABELS_CACHE is None:
+        _LABELS_CACHE = _LRU(256)
+    labels, descriptions = _LABELS_CACHE.get_or_build(system_text, lambda: _parse_labels(system_text))
+    return list(labels), dict(descriptions)
+
+
+def _parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
     labels: list[str] = []
     descriptions: dict[str, str] = {}
     for line in system_text.splitlines():
@@ -196,6 +208,28 @@ class _LRU:
         return value
 
 
+def _fast_tfidf(vec: TfidfVectorizer) -> Callable[[str], sparse.csr_matrix]:
+    """vec.transform for one text without scikit-learn's per-call validation overhead (same values
+    for the sublinear_tf + l2 settings used here)."""
+    analyzer, vocab, idf = vec.build_analyzer(), vec.vocabulary_, vec.idf_
+    n = len(vocab)
+
+    def transform(text: str) -> sparse.csr_matrix:
+        counts: dict[int, int] = {}
+        for tok in analyzer(text):
+            j = vocab.get(tok)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return sparse.csr_matrix((1, n))
+        cols = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
+        vals = (1.0 + np.log([counts[j] for j in cols])) * idf[cols]
+        vals /= np.sqrt((vals * vals).sum())
+        return sparse.csr_matrix((vals, cols, np.array([0, len(cols)])), shape=(1, n))
+
+    return transform
+
+
 # -------------------------------------------------------------------------------- prompt scorers
 class _Scorer:
     """Precomputed state for one (system prompt, few-shot examples) context."""
@@ -232,9 +266,10 @@ class _SmallScorer(_Scorer):
         idx = {l: i for i, l in enumerate(labels)}
         self.ex_cols = np.array([idx[l] for _, l in examples], dtype=int)
         self.E = self.vec.transform(ex_texts) if ex_texts else None
+        self._one = _fast_tfidf(self.vec)
 
     def scores(self, ticket: str) -> np.ndarray:
-        t = self.vec.transform([_clean(ticket)])
+        t = self._one(_clean(ticket))
         s = (self.L @ t.T).toarray().ravel()
         if self.E is not None:
             ex = (self.E @ t.T).toarray().ravel()
@@ -270,8 +305,15 @@ class _LargeScorer(_Scorer):
     def _feats(self, texts: list[str]) -> sparse.csr_matrix:
         return normalize(sparse.hstack([self.wvec.transform(texts), self.char_weight * self.cvec.transform(texts)]).tocsr())
 
+    def _feats_one(self, text: str) -> sparse.csr_matrix:
+        if not hasattr(self, "_w1"):
+            self._w1, self._c1 = _fast_tfidf(self.wvec), _fast_tfidf(self.cvec)
+        m = sparse.hstack([self._w1(text), self.char_weight * self._c1(text)]).tocsr()
+        norm = np.sqrt((m.data * m.data).sum())
+        return m / norm if norm > 0 else m
+
     def scores(self, ticket: str) -> np.ndarray:
-        t = self._feats([_clean(ticket)])
+        t = self._feats_one(_clean(ticket))
         s = (self.L @ t.T).toarray().ravel()
         if self.lr is not None:
             return self.lr.predict_proba(t)[0][self.lr_cols]
@@ -467,9 +509,22 @@ class FineTunedClassifier:
         self.label_counts = counts
         return history
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_fast", None)  # closures, rebuilt on first use
+        return state
+
     def scores(self, ticket: str) -> np.ndarray:
         assert self.clf is not None and self.features is not None
-        return self.clf.predict_proba(self.features.transform([_clean(ticket)]))[0]
+        if getattr(self, "_fast", None) is None:
+            self._fast = [_fast_tfidf(t) for _, t in self.features.transformer_list]
+        text = _clean(ticket)
+        x = sparse.hstack([f(text) for f in self._fast]).tocsr()
+        # the one-vs-rest logistic probabilities of predict_proba, without per-call validation
+        z = np.asarray(x @ self.clf.coef_.T).ravel() + self.clf.intercept_
+        p = 1.0 / (1.0 + np.exp(-z))
+        total = p.sum()
+        return p / total if total > 0 else np.full_like(p, 1.0 / len(p))
 
     def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
                allowed: Sequence[str] | None = None, name: str = "ft") -> Decision:
