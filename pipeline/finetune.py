@@ -14,8 +14,11 @@ candidate's training price per 1M tokens from config, as a paid endpoint would b
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -120,6 +123,33 @@ def _training_price(catalog: Catalog, job_id: str) -> float | None:
     return json.loads(df.iloc[0]["detail"]).get("price_training_per_1m")
 
 
+@contextmanager
+def _submit_lock(catalog: Catalog, key: dict):
+    """Serialise submissions for one key across processes on this machine (two materializations
+    started at once must not both pay for a job)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    lock_dir = Path(catalog.path).parent / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"finetune-{digest}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_sha256(path: str | Path, expected: str | None) -> None:
+    if not expected:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected:
+        raise ValueError(f"{path} changed since it was built (sha256 {h.hexdigest()[:12]}..., expected "
+                         f"{expected[:12]}...); rebuild the fine-tuning files before submitting")
+
+
 def _upload(client: openai.OpenAI, path: str | Path) -> str:
     path = Path(path)
     with open(path, "rb") as fh:
@@ -189,6 +219,14 @@ def submit_or_reuse(client: openai.OpenAI, catalog: Catalog, files: dict, datase
     files_hash = files["files_hash"]
     key = {"dataset_version": dataset_version, "config_hash": config_hash, "files_hash": files_hash,
            "base_model": base_model}
+    with _submit_lock(catalog, key):
+        return _submit_or_reuse(client, catalog, files, key, spec, endpoint_url, price_training_per_1m, seed)
+
+
+def _submit_or_reuse(client: openai.OpenAI, catalog: Catalog, files: dict, key: dict, spec: FinetuneSpec,
+                     endpoint_url: str, price_training_per_1m: float | None, seed: int | None) -> dict:
+    dataset_version, config_hash = key["dataset_version"], key["config_hash"]
+    files_hash, base_model = key["files_hash"], key["base_model"]
 
     # 1. the catalog
     found = catalog.find_job(dataset_version, config_hash, files_hash, base_model)
@@ -226,6 +264,9 @@ def submit_or_reuse(client: openai.OpenAI, catalog: Catalog, files: dict, datase
         return {**row, "reused": "endpoint"}
 
     # 3. upload and create
+    for split in ("train", "val"):
+        if files.get(split):
+            _check_sha256(files[split]["path"], files[split].get("sha256"))
     training_file = _upload(client, files["train"]["path"])
     validation_file = None
     if files.get("val") and files["val"].get("rows", 1) > 0:
@@ -263,7 +304,9 @@ def _events(client: openai.OpenAI, job_id: str, limit: int = 1000) -> list[dict]
             break
         out.append({"id": ev.id, "created_at": ev.created_at, "level": ev.level, "message": ev.message,
                     "type": getattr(ev, "type", None), "data": getattr(ev, "data", None)})
-    out.sort(key=lambda e: (e["created_at"] or 0, e["id"]))
+    # endpoints list events newest first; timestamps are whole seconds, so keep the listed order within a second
+    out.reverse()
+    out.sort(key=lambda e: e["created_at"] or 0)
     return out
 
 

@@ -171,3 +171,14 @@ def test_timeout_then_cancel(provider, catalog, files):
     assert failed.value.status == "cancelled" and row["job_id"] in str(failed.value)
     assert poll_once(client, catalog, row["job_id"])["status"] == "cancelled"
     assert job_row(catalog, row["job_id"])["fine_tuned_model"] is None
+
+
+def test_changed_file_is_not_uploaded(provider, catalog, files, tmp_path):
+    client, url = provider
+    copy = tmp_path / "train.jsonl"
+    copy.write_bytes(Path(files["train"]["path"]).read_bytes() + b"\n")  # edited after it was built
+    changed = {**files, "train": {**files["train"], "path": str(copy)}, "files_hash": "f" * 64}
+    before = _count_jobs(client)
+    with pytest.raises(ValueError, match="changed since it was built"):
+        submit_or_reuse(client, catalog, changed, "ds-changed", "cfg-1", FinetuneSpec(), "tg-small", url)
+    assert _count_jobs(client) == before
