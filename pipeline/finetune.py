@@ -32,6 +32,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 FAILED = ("failed", "cancelled")
 METADATA_KEYS = ("dataset_version", "config_hash", "files_hash")
 MAX_METADATA_VALUE = 512
+MAX_TRANSIENT_POLL_ERRORS = 5  # consecutive failed polls `follow` tolerates before giving up
 MAX_JOBS_SCANNED = 1000  # how far back the endpoint's job list is searched for an orphaned job
 
 
@@ -325,6 +326,13 @@ def poll_once(client: openai.OpenAI, catalog: Catalog, job_id: str,
     return row
 
 
+def unfinished_jobs(catalog: Catalog) -> list[str]:
+    """Ids of jobs the catalog still sees as queued or running (what a sensor polls each tick)."""
+    df = catalog.query("SELECT job_id FROM finetune_jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled') "
+                       "ORDER BY created_at")
+    return df.job_id.tolist()
+
+
 def raise_if_failed(row: dict) -> None:
     if row["status"] in FAILED:
         err = json.loads(row["error"]) if row.get("error") else {}
@@ -341,8 +349,19 @@ def follow(client: openai.OpenAI, catalog: Catalog, job_id: str, poll_interval_s
         return row  # finished earlier: nothing to poll
     start = time.monotonic()
     seen: set[str] = set()
+    transient = 0
     while True:
-        row = poll_once(client, catalog, job_id, price_training_per_1m)
+        try:
+            row = poll_once(client, catalog, job_id, price_training_per_1m)
+            transient = 0
+        except (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError):
+            # the client already retried; a long follow rides out a few more failed polls
+            transient += 1
+            if transient > MAX_TRANSIENT_POLL_ERRORS or (
+                    timeout_s is not None and time.monotonic() - start + poll_interval_s > timeout_s):
+                raise
+            time.sleep(poll_interval_s)
+            continue
         if on_event is not None:
             for ev in row["events"]:
                 if ev["id"] not in seen:

@@ -182,3 +182,16 @@ def test_changed_file_is_not_uploaded(provider, catalog, files, tmp_path):
     with pytest.raises(ValueError, match="changed since it was built"):
         submit_or_reuse(client, catalog, changed, "ds-changed", "cfg-1", FinetuneSpec(), "tg-small", url)
     assert _count_jobs(client) == before
+
+
+def test_unfinished_jobs_for_a_sensor(provider, catalog, files):
+    from pipeline.finetune import unfinished_jobs
+    client, url = provider
+    spec = FinetuneSpec(n_epochs=20)
+    row = submit_or_reuse(client, catalog, files, "ds-sensor", "cfg-1", spec, spec.base_model, url)
+    assert unfinished_jobs(catalog) == [row["job_id"]]
+    _wait_running(client, row["job_id"])
+    assert poll_once(client, catalog, row["job_id"])["status"] == "running"
+    client.fine_tuning.jobs.cancel(row["job_id"])
+    assert poll_once(client, catalog, row["job_id"])["status"] == "cancelled"
+    assert unfinished_jobs(catalog) == []

@@ -157,3 +157,25 @@ def test_default_epochs_rule():
     assert default_epochs(1000) == 3
     assert default_epochs(10000) == 2
     assert default_epochs(100000) == 1
+
+
+def test_prompt_protocol_round_trip(config, splits):
+    from pipeline.prompts import build_messages, label_response_format, parse_answer
+    from pipeline.provider_models import parse_labels
+
+    for style in ("short", "long"):
+        labels, descriptions = parse_labels(system_prompt(config, style))
+        assert labels == config.labels  # the provider reads exactly the taxonomy, in order
+        assert all(descriptions.values()) == (style == "long")
+    msgs = build_messages(config.taxonomy, "where is my card", "short", examples=splits["train"].head(2))
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[-1]["content"] == "where is my card" and msgs[2]["content"] == splits["train"]["label"].iloc[0]
+    fmt = label_response_format(config.labels)
+    assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == config.labels
+    known = set(config.labels)
+    assert parse_answer("card_arrival", known) == ("card_arrival", True)
+    assert parse_answer('{"label": "card_arrival"}', known) == ("card_arrival", True)
+    assert parse_answer("Card arrival.", known) == ("card_arrival", False)
+    assert parse_answer("It is card_payment_fee_charged", known) == ("card_payment_fee_charged", False)
+    assert parse_answer("card_arrival or card_linking", known) == (None, False)
+    assert parse_answer(None, known) == (None, False) and parse_answer("nonsense", known) == (None, False)
