@@ -189,7 +189,8 @@ def _run(client, requests: list[dict], config) -> list[dict]:
         out.append({"content": _get(r, "content"), "error": _get(r, "error"),
                     "latency_s": _get(r, "latency", _get(r, "latency_s")),
                     "prompt_tokens": _get(usage, "prompt_tokens"),
-                    "completion_tokens": _get(usage, "completion_tokens")})
+                    "completion_tokens": _get(usage, "completion_tokens"),
+                    "attempts": _get(r, "attempts", 1)})
     return out
 
 
@@ -268,6 +269,8 @@ def _candidate_metrics(cand: Candidate, y_true: list[str], pred: pd.DataFrame, l
         "n_invalid": int((~pred["valid"] & answered).sum()),
         "n_errors": int((~answered).sum()),
         "errors_sample": sorted(set(pred.loc[~answered, "error"].astype(str)))[:3],
+        "n_retried": int((pd.to_numeric(pred.get("attempts", pd.Series(1, index=pred.index)),
+                                        errors="coerce").fillna(1) > 1).sum()),
         "latency_p50_s": _percentile(pred["latency_s"], 50), "latency_p95_s": _percentile(pred["latency_s"], 95),
         "prompt_tokens_mean": mean_pt, "completion_tokens_mean": mean_ct,
         "prompt_tokens_total": int(pt.fillna(0).sum()), "completion_tokens_total": int(ct.fillna(0).sum()),
@@ -320,7 +323,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
         say(f"evaluating {cand.name} on {len(rows)} rows")
         raw = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config)
         pred = pd.concat([_parse(raw, labels),
-                          pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens"]]], axis=1)
+                          pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens", "attempts"]]],
+                         axis=1)
         scored[cand.name] = pred
         extras[cand.name] = {}
         if ev.repeats > 1:  # same prompts at temperature > 0: how often does the answer stay put?

@@ -217,7 +217,7 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
 
     cfg = load_config(None, evaluation={"models": [{"name": "tg-small", "price_input_per_1m": 0.15,
                                                     "price_output_per_1m": 0.60}],
-                                        "bootstrap": 200, "repeats": 2, "few_shot_k": 2, "seed": 3},
+                                        "bootstrap": 200, "repeats": 2, "few_shot_k": 1, "seed": 3},
                       endpoint={"concurrency": 4, "max_retries": 3})
     full = pd.read_csv(B77 / "test.csv").rename(columns={"category": "label"})
     ten = sorted(full["label"].unique())[:10]
@@ -226,11 +226,12 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
     train = pd.read_csv(B77 / "train.csv").rename(columns={"category": "label"})
     cands = candidates_from_config(cfg, {})
     assert [c.approach for c in cands] == ["zero_shot", "long_prompt", "few_shot"]
-    client = endpoint.make_client(cfg.endpoint, tmp_path)
+    provider = endpoint.LocalProvider.start(tmp_path / "provider")
     try:
+        client = endpoint.make_client(cfg.endpoint, tmp_path / "provider")  # finds the server started above
         res = run_evaluation(client, test, train, cfg, cands, "it-v1")
     finally:
-        getattr(client, "close", lambda: None)()
+        provider.stop()
     assert res.n_rows == 80 and len(res.predictions) == 3 * 80
     assert set(res.predictions["ticket_id"]) == set(test["ticket_id"])
     for name, m in res.metrics.items():
@@ -239,8 +240,8 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
         assert m["prompt_tokens_mean"] > 0 and m["price_per_1000"] > 0
         assert 0 <= m["stability"]["agreement"] <= 1
     few = res.metrics["tg-small/few_shot"]
-    assert few["order_sensitivity"]["n_examples"] == 154 and -1 <= few["order_sensitivity"]["accuracy_delta"] <= 1
-    # the long prompt (more text) and the few-shot prompt (examples) cost more per answer than zero-shot
+    assert few["order_sensitivity"]["n_examples"] == 77 and -1 <= few["order_sensitivity"]["accuracy_delta"] <= 1
+    # the long prompt (descriptions) and the few-shot prompt (examples) cost more per answer than zero-shot
     zs = res.metrics["tg-small/zero_shot"]
-    assert few["price_per_1000"] > res.metrics["tg-small/long_prompt"]["price_per_1000"] > zs["price_per_1000"]
+    assert min(few["price_per_1000"], res.metrics["tg-small/long_prompt"]["price_per_1000"]) > zs["price_per_1000"]
     json.dumps(res.to_dict())
