@@ -346,7 +346,11 @@ def follow(client: openai.OpenAI, catalog: Catalog, job_id: str, poll_interval_s
     or `timeout_s` passes (FinetuneTimeout; the job keeps running). `on_event` sees each new event once."""
     row = job_row(catalog, job_id)
     if row is not None and row["status"] == "succeeded" and row.get("fine_tuned_model"):
-        return row  # finished earlier: nothing to poll
+        # finished earlier: nothing to poll; price it if it was recorded without a price
+        if row.get("cost") is None and price_training_per_1m is not None and row.get("trained_tokens") is not None:
+            row["cost"] = round(row["trained_tokens"] * price_training_per_1m / 1e6, 6)
+            catalog.upsert_job(row)
+        return row
     start = time.monotonic()
     seen: set[str] = set()
     transient = 0
