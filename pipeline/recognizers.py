@@ -173,11 +173,14 @@ KZ_PHONE = (r"(?<![\w+])(?:\+\s?7|8|7)[\s-]?\(?7\d{2}\)?[\s-]?\d{3}[\s-]?\d{2}[\
 
 # Generic international writings: +cc, (0), (area), 2-6 groups of digits separated by space, dot or dash,
 # an optional extension. The validator keeps 7-15 digits and drops dates and decimal amounts.
-GENERIC_PHONE = (r"(?<![\w+.\-/])(?:\+\d{1,3}[\s.-]?|00\d{1,3}[\s.-]?)?(?:\(0\)\s?)?(?:\(\d{1,4}\)\s?)?"
-                 r"\d{1,5}(?:[\s.-]\d{1,5}){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w]|[.-]\d)"
-                 r"|(?<![\w+.\-/])(?:\+\d{1,3}\s?)?(?:\(\d{1,4}\)\s?)\d{2,5}(?:[\s.-]\d{2,5})*(?:\s?x\s?\d{1,5})?(?![\w])"
+GENERIC_PHONE = (r"(?<![\w+.\-/])(?:\+\d{1,3}[ \t.-]?|00\d{1,3}[ \t.-]?)?(?:\(0\)[ \t]?)?(?:\(\d{1,4}\)[ \t]?)?"
+                 r"\d{1,5}(?:(?:[ \t]?[.-][ \t]?|[ \t])\d{1,8}){1,5}(?:[ \t]?(?:x|ext\.?)[ \t]?\d{1,5})?(?![\w]|[.-]\d)"
+                 r"|(?<![\w+.\-/])(?:\+\d{1,3}[ \t]?)?(?:\(\d{1,4}\)[ \t]?)\d{2,5}(?:[ \t.-]\d{2,8})*(?:[ \t]?(?:x|ext\.?)[ \t]?\d{1,5})?(?![\w])"
                  r"|(?<![\w.\-/])\+?\d{9,15}(?:\s?x\s?\d{1,5})?(?![\w])")
 _DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})(?:\s+\d{1,2})?$")
+_STREET_AFTER = regex.compile(r"[ \t]+(?:[^\W\d_][\w'’.-]*[ \t]+){0,3}?(?i:street|st\.?|road|rd\.?|avenue|ave\.?|"
+                              r"lane|drive|way|boulevard|blvd|court|place|suite|apt\.?|rue|via|ul\.)(?![\w])")
+_CAPWORD_AFTER = regex.compile(r"[ \t]+[A-ZÀ-ÖØ-Þ][a-zß-ÿ]")
 PHONE_CONTEXT = ("phone", "call", "mobile", "tel", "fax", "office", "desk", "number", "messages", "sms",
                  "text me", "answering", "registered", "contact", "reach", "whatsapp", "тел", "моб", "номер",
                  "звон", "cell", "landline")
@@ -206,8 +209,14 @@ class PhonePatternRecognizer(PatternRecognizer):
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or re.fullmatch(r"\d+\.\d{1,2}", value):
                 continue
             if r.score < 0.9:
+                ctx = has_context(text, r.start, r.end, PHONE_CONTEXT, before=60)
+                groups = re.findall(r"\d+", value)
+                # "17151 2450 Crown St": a postcode and a house number before a street, not a phone
+                if len(groups) == 2 and not value.startswith(("+", "(")) and (
+                        _STREET_AFTER.match(text, r.end) or (not ctx and _CAPWORD_AFTER.match(text, r.end))):
+                    continue
                 r.score = 0.6 if len(digits) >= 9 else 0.3
-                if has_context(text, r.start, r.end, PHONE_CONTEXT, before=60):
+                if ctx:
                     r.score += 0.35
             out.append(r)
         return out
@@ -425,6 +434,10 @@ def extend_address(text: str, start: int, end: int, max_steps: int = 14) -> tupl
         elif first.isalpha() and word.lower().rstrip(".") in _STOP_CAPS:
             break
         gap = text[pos:m.start() + len(m.group()) - len(m.group().lstrip(" ,>/\t\n"))]
+        if "\n" in gap and first.isdigit():  # a phone line under an address ends it
+            line = text[pos + len(gap):].split("\n", 1)[0]
+            if sum(c.isdigit() for c in line) >= 7 and _PHONE_LINE.match(line):
+                break
         if gap.count("\n") > 1 or "  " in gap.replace("\n", ""):
             if gap.count("\n") > 1:
                 break
@@ -433,6 +446,7 @@ def extend_address(text: str, start: int, end: int, max_steps: int = 14) -> tupl
     return start, end
 
 
+_PHONE_LINE = regex.compile(r"[+(]?\d[\d \t().-]{5,}\d(?![\w])")
 _STOP_CAPS = {"i", "the", "a", "an", "my", "please", "thanks", "thank", "it", "we", "you", "he", "she", "they",
               "mobile", "desk", "fax", "office", "phone", "tel", "email", "e-mail", "website", "personal",
               "and", "or", "but", "for", "in", "on", "at", "to", "from", "of", "with", "last", "this", "that",
