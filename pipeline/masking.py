@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
-from pipeline.recognizers import build_recognizers
+from pipeline.recognizers import CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,12 @@ PRIORITY = {"KZ_IIN": 4, "KZ_BIN": 4, "CREDIT_CARD": 3, "IBAN_CODE": 3, "EMAIL_A
 # Words the small NER model tags as entities in banking texts that are products, not people or places.
 NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "swift", "sepa", "paypal",
                 "phone", "mobile", "email", "e-mail", "website", "fax", "desk", "office", "personal info",
-                "iban", "card", "bot", "user", "app", "eur", "usd", "gbp", "kzt", "name", "date"}
+                "iban", "card", "bot", "user", "app", "eur", "usd", "gbp", "kzt", "name", "date", "euro", "euros",
+                "top-up", "contactless", "explain", "europe", "european", "asia", "asian", "africa", "african",
+                "eu", "the eu", "european union", "netflix", "amazon", "uber", "spotify"}
 
+_CURRENCY_WORD = re.compile(r"(?i)[ \t](?:rub(?:le|el)s?|roubles?|pounds?|dollars?|euros?|currency)$")
+_COORD_CURRENCY = re.compile(r"(?i)[ \t]+(?:and|or|to|into)[ \t]+\w+[ \t]+(?:currency|currencies|pounds?|dollars?|rub(?:le|el)s?)\b")
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
@@ -171,8 +175,19 @@ class Masker:
                     e -= 1
                 if texts[i][s:s + 4].lower() == "the ":
                     s += 4
+                # leading lower-case words ("starring Borkowski") are not part of a name
+                lead = re.match(r"(?:[a-z][\w'-]*[ \t]+)+(?=[^\W\d_])", texts[i][s:e])
+                if lead and label in ("PERSON", "LOCATION"):
+                    s += lead.end()
                 val = texts[i][s:e]
                 if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
+                    continue
+                if val.islower() or len(val.rstrip(".")) < 2:
+                    continue
+                # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
+                # request, not of a person
+                if CURRENCY_AFTER.match(texts[i], e) or _CURRENCY_WORD.search(val) or \
+                        (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(texts[i], e)):
                     continue
                 out[i].append((label, s, e, NER_SCORE))
         return out
@@ -216,7 +231,7 @@ class Masker:
 
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
         ner = self._ner_spans(texts)
-        return [self._resolve(t, self._pattern_spans(t) + n) for t, n in zip(texts, ner)]
+        return [self._resolve(t, _reconcile(self._pattern_spans(t), n)) for t, n in zip(texts, ner)]
 
     def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         """(entity_type, start, end) per text, sorted by start, non-overlapping."""
@@ -269,6 +284,22 @@ class Masker:
 
     def mask_text(self, text: str) -> MaskResult:
         return self.mask_texts([text])[0]
+
+
+def _reconcile(pattern: list[tuple[str, int, int, float]], ner: list[tuple[str, int, int, float]]):
+    """NER type confusions the rules can settle: an unknown single word NER calls a place but a person cue
+    or a surname shape points at ("my kid Alina", "starring Adamska") is a person; a name NER calls a
+    person that is a known place (gazetteer, score 0.9) is a place."""
+    persons = [p for p in pattern if p[0] == "PERSON"]
+    places = [p for p in pattern if p[0] == "LOCATION" and p[3] >= 0.9]
+    out = list(pattern)
+    for t, s, e, sc in ner:
+        if t == "LOCATION" and any(ps < e and pe > s for _, ps, pe, _ in persons) and \
+                not any(ls <= s and le >= e for _, ls, le, _ in places):
+            out.append(("PERSON", s, e, NER_SCORE + 0.01))
+            continue
+        out.append((t, s, e, sc))
+    return out
 
 
 # Postal codes and numbers that belong to an address next to a LOCATION span ("Uruguay 64677",

