@@ -5,7 +5,7 @@ and attaches what a data engineer needs to trust it: counts, reasons, statistics
 All of them write the catalog, so they share the `tunegate_catalog` concurrency pool.
 """
 
-from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from assets.resources import TunegateConfigResource
 from pipeline import steps
@@ -20,7 +20,7 @@ def _table_md(rows: dict, key: str = "reason", value: str = "rows") -> MetadataV
 
 def _output(out: steps.StepOutput, extra: dict) -> Output:
     meta = {"version": out.version, "path": MetadataValue.path(out.path), "rows": out.rows, **extra}
-    return Output(out.ref(), metadata=meta, data_version=DataVersion(out.version))
+    return Output(out.ref(), metadata=meta)
 
 
 @asset(group_name="data", pool=POOL, description="Landing files mapped to the canonical schema; bad rows quarantined with a reason.")

@@ -34,4 +34,4 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
     from assets.definitions import defs
 
     instance = DagsterInstance.get()
-    return defs.get_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error)
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error)

@@ -126,10 +126,22 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
     from pipeline.labels import check_labels
 
     members = _read(cfg, storage.CLEAN_ZONE, "deduplicated_tickets", dedup_version, "members")
-    labelled, report = check_labels(members, cfg.taxonomy, cfg.label_checks)
-    tables = {k: v for k, v in report.pop("tables").items()}
-    tables["tickets"] = labelled
-    meta = {"rows": len(labelled), **_json_safe(report)}
+    rep_of = members.loc[members["is_representative"], ["cluster_id", "ticket_id"]].rename(
+        columns={"ticket_id": "representative_id"})
+    members = members.merge(rep_of, on="cluster_id", how="left", validate="many_to_one")
+    labelled, report = check_labels(members, members[["ticket_id", "cluster_id", "exact_group"]], cfg.taxonomy,
+                                    cfg.label_checks)
+    rejected = report.pop("rejected", None)
+    context = members[["ticket_id", "created_at", "channel", "text", "operator_id", "source_file", "cluster_id",
+                       "exact_group", "representative_id", "is_representative", "dup_kind"]]
+    labelled = context.merge(labelled, on="ticket_id", how="inner", validate="one_to_one")
+    tables = {"tickets": labelled}
+    if rejected is not None and len(rejected):
+        tables["rejected"] = rejected.astype({c: str for c in rejected.columns if rejected[c].dtype == object})
+    meta = {"rows": len(labelled), "rows_rejected": 0 if rejected is None else len(rejected),
+            **{k: v for k, v in _json_safe(report).items() if k not in ("class_counts", "variants")},
+            "label_variants": len(report.get("variants", [])),
+            "classes": len(report.get("class_counts", {}))}
     return _finish(cfg, "labelled_tickets", storage.CLEAN_ZONE, tables, len(labelled),
                    [("deduplicated_tickets", dedup_version)], run_id, meta)
 
