@@ -228,11 +228,16 @@ class PhonePatternRecognizer(PatternRecognizer):
 _CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ](?=[\w'’-]*[a-zß-ÿа-яёәғқңөұүһі])[\w'’-]*"  # has a lower-case letter
 _NAME = rf"{_CAP}(?:[ \t]+[A-Z]\.?)?(?:[ \t]+{_CAP}){{0,2}}"  # one line: a name never spans lines
 # cue phrases that introduce a person; the strong ones also take a lower-case name
-_STRONG_CUES = r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:"
+_STRONG_CUES = (r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:|follow\s+up\s+with|"
+                r"(?:people|everyone|they|friends)\s+calls?\s+me|(?:last|first|full)\s+name\?(?:\s*user:)?|"
+                r"name\s+on\s+the\s+account\?(?:\s*user:)?|(?:last|first)\s+name\s+is")
 _WEAK_CUES = (r"i am|i'm|this is|call me|calls me|dear|hi|hello|hey|thanks|thank you|regards|sincerely|"
               r"mr\.?|mrs\.?|ms\.?|miss|mx\.?|dr\.?|sir|madam|mister|with|by|and|named|called|add|"
               r"him|her|kid|son|daughter|wife|husband|partner|friend|mother|father|brother|sister|colleague|"
-              r"manager|guardian|beneficiary|under|met|ask|tell|contact|name|господин|госпожа")
+              r"manager|guardian|beneficiary|under|met|ask|tell|contact|name|господин|госпожа|"
+              r"said|says|shouted\s+at|told|asked|starring|directed\s+by|tribute\s+to|song\s+by|"
+              r"ex-\w+|verses\s+from|change\s+it\s+to|founders?:|address\s*:|leave\s+me|signed,?|"
+              r"talk(?:ed|ing)?\s+to|spoke\s+(?:to|with)|email\s+from|message\s+from|on\s+behalf\s+of")
 # a capitalised phrase followed by one of these is an organisation or a work, not a person
 _ORG_WORDS = {"Inc", "Ltd", "LLC", "PLC", "Plc", "Corp", "Co", "Company", "Group", "Bank", "Solutions", "Systems",
               "Technologies", "Investments", "Markets", "Partners", "Associates", "Agency", "Orchestra", "Band",
@@ -281,6 +286,12 @@ class CueNameRecognizer(EntityRecognizer):
             _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-Z]\.?\s+{_CAP})"), 0.7),
             # a speaker or a subject at the start of a line: "Leverett: ...", "Sofie lives on ..."
             _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+{_CAP})?)(?=:\s|\s+(?:is|was|had|has|lives|lived|said|says|shouted|told|will|would|went)\b)"), 0.5),
+            # the other names of a list after a cue: "founders: Kónya, Becker and Vasquez"
+            _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+(?:{_CAP}[ \t]*,[ \t]*){{0,4}}(?:{_CAP}[ \t]+and[ \t]+)?(?P<n>{_CAP})(?=[ \t]*[,.]|[ \t]+and\b)"), 0.5),
+            _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+(?P<n>{_CAP})[ \t]*,"), 0.5),
+            _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+{_CAP}[ \t]*,[ \t]*(?P<n>{_CAP})[ \t]+and"), 0.5),
+            # a possessive two-word name: "Maite Lemmens's killers"
+            _Cue(regex.compile(rf"(?P<n>\b{_CAP}[ \t]+{_CAP})(?=['’]s\b)"), 0.5),
             # a line that is only a name (signature blocks, address labels)
             _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+[A-Z]\.?)?[ \t]+{_CAP}(?:[ \t]+{_CAP})?)[ \t]*$"), 0.5),
         ]
