@@ -376,7 +376,8 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     normed = apply_renames(normed, renames)
     conflicts = operator_conflicts(normed, clusters)
 
-    scored_in = normed.merge(clusters[["ticket_id", "cluster_id"]], on="ticket_id", how="left")
+    scored_in = normed.drop(columns=["cluster_id"], errors="ignore").merge(
+        clusters[["ticket_id", "cluster_id"]], on="ticket_id", how="left")
     scores = label_issues(scored_in, spec, return_all=True)
     kept, info = apply_policy(normed, scores, conflicts, spec)
 
