@@ -145,3 +145,41 @@ def test_mask_file_formats(tmp_path, masker, suffix):
     out = dst.read_bytes().decode("utf-8", "ignore") if suffix != ".parquet" else \
         " ".join(pd.read_parquet(dst)["text"])
     assert "4400430212345679" not in out and "<CREDIT_CARD_1>" in out
+
+
+@pytest.mark.parametrize("text,value", [
+    ("They're not answering at 99 668472", "99 668472"),
+    ("Phone: 0378 3549890", "0378 3549890"),
+    ("my registered 0961-7596216. Could you check", "0961-7596216"),
+    ("call (579) 888-3050 x123 after five", "(579) 888-3050 x123"),
+    ("office 930.167.3943", "930.167.3943"),
+])
+def test_phone_shapes(masker, text, value):
+    out = masker.mask_text(text).text
+    assert value not in out and "<PHONE_NUMBER_1>" in out, out
+
+
+def test_postcode_and_house_number_are_not_a_phone(masker):
+    spans = masker.analyze(["The restaurant is at 17151 2450 Crown St"])[0]
+    assert [t for t, _, _ in spans] == ["LOCATION"]
+
+
+def test_places_from_gazetteer_and_cues(masker):
+    texts = ["we moved here from tunisia", "I grew up in NAANTALI.", "She lives in Almaty with her son",
+             "Agatha Smith\n\nEBEN\nAustria"]
+    for t, r in zip(texts, masker.mask_texts(texts)):
+        assert "<LOCATION_1>" in r.text, r.text
+    assert "EBEN" not in masker.mask_text(texts[-1]).text
+
+
+def test_currency_and_card_region_words_stay(masker):
+    texts = ["I changed Russian rubles into UK pounds", "Can this app exchange American and English currency?",
+             "Do you convert to Euro?", "Is my US card accepted?", "Explain pending transactions."]
+    for t, r in zip(texts, masker.mask_texts(texts)):
+        assert r.text == t, r.text
+
+
+def test_false_masking_rate_on_banking77(masker, banking):
+    masked = sum(bool(s) for s in masker.analyze(banking))
+    print(f"Banking77 texts with something masked: {masked} of {len(banking)}")
+    assert masked / len(banking) <= 0.01

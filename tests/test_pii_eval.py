@@ -66,3 +66,7 @@ def test_cli_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc in (0, 1) and set(out) >= {"all", "tune", "held_out", "targets_met"}
     assert out["all"]["records"] == 1500
+    for split in ("all", "held_out"):  # measured state; guards the structured target and overall quality
+        o = out[split]["overall"]
+        assert o["structured_recall"] >= 0.99, (split, o)
+        assert o["precision"] >= 0.85 and o["recall"] >= 0.86, (split, o)
