@@ -60,6 +60,7 @@ NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "
 
 _CURRENCY_WORD = re.compile(r"(?i)[ \t](?:rub(?:le|el)s?|roubles?|pounds?|dollars?|euros?|currency)$")
 _COORD_CURRENCY = re.compile(r"(?i)[ \t]+(?:and|or|to|into)[ \t]+\w+[ \t]+(?:currency|currencies|pounds?|dollars?|rub(?:le|el)s?)\b")
+_DOT_WORD = re.compile(r"\.[^\W\d_]")  # a URL has a dot right before a letter
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
@@ -145,11 +146,14 @@ class Masker:
 
     def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
         has_digit = any(c.isdigit() for c in text)
+        gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
+                 "ip": has_digit and ("." in text or ":" in text)}
         out = []
         for g in self.recognizers:
-            if g.needs == "digit" and not has_digit:
-                continue
-            if g.needs and g.needs != "digit" and g.needs not in text:
+            if g.needs in gates:
+                if not gates[g.needs]:
+                    continue
+            elif g.needs and g.needs not in text:
                 continue
             for r in g.recognizer.analyze(text, g.entities, None):
                 if r.entity_type == "URL" and not _url_plausible(text, r.start, r.end):

@@ -731,7 +731,7 @@ class CornerRecognizer(PatternRecognizer):
 class GatedRecognizer:
     recognizer: EntityRecognizer
     entities: list[str]
-    needs: str  # "digit", "@", "." or "" (always run)
+    needs: str  # "digit", "upper" (an upper-case letter), "dotword" (a dot before a letter), "ip", a substring, or ""
 
 
 def build_recognizers() -> list[GatedRecognizer]:
@@ -748,8 +748,8 @@ def build_recognizers() -> list[GatedRecognizer]:
     loc.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
-        GatedRecognizer(UrlRecognizer(), ["URL"], "."),
-        GatedRecognizer(IpRecognizer(), ["IP_ADDRESS"], "digit"),
+        GatedRecognizer(UrlRecognizer(), ["URL"], "dotword"),
+        GatedRecognizer(IpRecognizer(), ["IP_ADDRESS"], "ip"),
         GatedRecognizer(UsSsnRecognizer(), ["US_SSN"], "digit"),
         GatedRecognizer(KzIinBinRecognizer("KZ_IIN"), ["KZ_IIN"], "digit"),
         GatedRecognizer(KzIinBinRecognizer("KZ_BIN"), ["KZ_BIN"], "digit"),
@@ -761,5 +761,5 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(gaz, ["LOCATION"], ""),
         GatedRecognizer(loc, ["LOCATION"], ""),
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
-        GatedRecognizer(slav, ["PERSON"], ""),
+        GatedRecognizer(slav, ["PERSON"], "upper"),
     ]
