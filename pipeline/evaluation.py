@@ -41,12 +41,15 @@ class Candidate:
     base_model: str
     price_in_per_1m: float
     price_out_per_1m: float
+    style: str = ""  # the prompt a fine-tuned model was trained with (config.finetune.prompt_style)
 
     @property
     def prompt_style(self) -> str:
         """zero_shot and few_shot use the short prompt (label names only), so few-shot measures what
         the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the long
         prompt it was trained with (`pipeline.finetune_files`)."""
+        if self.style:
+            return self.style
         return "long" if self.approach in ("long_prompt", "fine_tuned") else "short"
 
 
@@ -62,7 +65,8 @@ def candidates_from_config(config, fine_tuned: dict[str, str] | None = None) -> 
         if fine_tuned.get(m.name):
             p_in = m.ft_price_input_per_1m if m.ft_price_input_per_1m is not None else m.price_input_per_1m
             p_out = m.ft_price_output_per_1m if m.ft_price_output_per_1m is not None else m.price_output_per_1m
-            out.append(Candidate(f"{m.name}/fine_tuned", fine_tuned[m.name], "fine_tuned", m.name, p_in, p_out))
+            out.append(Candidate(f"{m.name}/fine_tuned", fine_tuned[m.name], "fine_tuned", m.name, p_in, p_out,
+                                 style=config.finetune.prompt_style))
     return out
 
 

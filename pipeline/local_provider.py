@@ -78,6 +78,20 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(12)}"
 
 
+def _billed_example_tokens(data: bytes) -> int:
+    """Tokens in every example of a chat JSONL file, system prompt included, counted as a paid
+    endpoint bills them (the cached counter makes the repeated system prompt cheap)."""
+    total = 0
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            msgs = json.loads(line).get("messages", []) if line.strip() else None
+        except (ValueError, AttributeError):
+            msgs = None
+        if msgs:
+            total += TOKENS.messages(msgs)
+    return total
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
                  code: str | None = None, param: str | None = None):
@@ -389,7 +403,7 @@ class JobRunner:
         hp = dict(job["hyperparameters"])
         n_epochs = hp.get("n_epochs")
         n_epochs = pm.auto_epochs(len(train)) if n_epochs in (None, "auto") else int(n_epochs)
-        example_tokens = sum(TOKENS.count(t) + TOKENS.count(l) + 10 for t, l, _ in train)
+        example_tokens = _billed_example_tokens(st.file_bytes(job["training_file"]))
         hp.update(n_epochs=n_epochs, batch_size=len(train), learning_rate_multiplier=hp.get(
             "learning_rate_multiplier") if hp.get("learning_rate_multiplier") not in (None, "auto") else 1.0)
         st.add_event(job_id, f"Files validated: {len(train)} training examples, {len(labels)} labels"

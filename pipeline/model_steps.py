@@ -47,7 +47,7 @@ def step_finetune_files(cfg: TunegateConfig, dataset_version: str, run_id: str |
     tmp = final.parent / f".tmp-{dataset_version}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    files = build_finetune_files(splits, cfg.taxonomy, tmp)
+    files = build_finetune_files(splits, cfg.taxonomy, tmp, style=cfg.finetune.prompt_style)
     candidate = next((m for m in cfg.evaluation.models if m.name == cfg.finetune.base_model), None)
     reports = {s: validate_jsonl(files[s]["path"], cfg.finetune.max_tokens_per_example, candidate, cfg.finetune.n_epochs)
                for s in ("train", "val")}
