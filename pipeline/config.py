@@ -15,7 +15,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -224,11 +224,24 @@ class TunegateConfig(_Strict):
     def catalog_path(self) -> Path:
         return self.warehouse_path / "catalog.duckdb"
 
-    def hash(self) -> str:
-        """Content hash of the settings that shape data (not paths, not the endpoint)."""
-        payload = self.model_dump(mode="json", exclude={"warehouse", "landing", "endpoint", "base_dir"})
+    def _digest(self, include: set[str] | None = None, exclude: set[str] | None = None) -> str:
+        payload = self.model_dump(mode="json", include=include, exclude=exclude)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    DATA_SECTIONS: ClassVar[set[str]] = {"columns", "limits", "taxonomy", "masking", "dedup", "label_checks", "splits"}
+
+    def data_hash(self) -> str:
+        """Hash of the settings that shape the data (versions of the data half depend on these only)."""
+        return self._digest(include=self.DATA_SECTIONS)
+
+    def finetune_hash(self) -> str:
+        """Hash that keys a fine-tuning job: the data settings and the fine-tuning settings."""
+        return self._digest(include=self.DATA_SECTIONS | {"finetune"})
+
+    def hash(self) -> str:
+        """Hash of everything but paths and the endpoint (evaluations and reports depend on all of it)."""
+        return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project"})
 
     @property
     def labels(self) -> list[str]:

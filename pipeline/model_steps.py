@@ -75,7 +75,7 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
     client, base_url = client_for(cfg)
     jobs = {}
     for model in finetuned_bases(cfg):
-        row = submit_or_reuse(client, catalog, files, dataset_version, cfg.hash(), cfg.finetune, model.name, base_url,
+        row = submit_or_reuse(client, catalog, files, dataset_version, cfg.finetune_hash(), cfg.finetune, model.name, base_url,
                               price_training_per_1m=model.price_training_per_1m, seed=cfg.splits.seed)
         log(f"fine-tuning {model.name}: job {row['job_id']} ({'reused from ' + row['reused'] if row.get('reused') else 'submitted'})")
         row = follow(client, catalog, row["job_id"], cfg.endpoint.poll_interval_s, timeout_s=cfg.finetune.follow_timeout_s,

@@ -35,11 +35,11 @@ class StepOutput:
 
 def _finish(cfg: TunegateConfig, artifact: str, zone: str, tables: dict[str, pd.DataFrame], rows: int,
             parents: list[tuple[str, str]], run_id: str | None, meta: dict) -> StepOutput:
-    version = storage.content_hash(tables, extra=f"{artifact}:{CODE_VERSION}:{cfg.hash()}")
+    version = storage.content_hash(tables, extra=f"{artifact}:{CODE_VERSION}:{cfg.data_hash()}")
     version, folder = storage.write_version(cfg.warehouse_path, zone, artifact, tables, version=version)
     Catalog(cfg.catalog_path).record_artifact(
         artifact, version, str(folder), rows, parents=parents, run_id=run_id, code_version=CODE_VERSION,
-        config_hash=cfg.hash(), meta=meta)
+        config_hash=cfg.data_hash(), meta=meta)
     return StepOutput(artifact, version, str(folder), rows, meta)
 
 
@@ -157,7 +157,7 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     result = assign_splits(eligible, catalog.split_assignments(), cfg.splits, cfg.dedup)
     tables = {k: v for k, v in result.tables.items()}
     leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
-    version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.hash()}")
+    version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.data_hash()}")
     version, folder = storage.write_version(cfg.warehouse_path, storage.CLEAN_ZONE, "dataset_splits", tables,
                                             version=version)
     balance = class_balance(tables)
@@ -175,11 +175,11 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     assignments = result.new_assignments.assign(first_version=version)
     if len(leaks) == 0:  # never publish a leaking split: the blocking check fails the run instead
         previous = catalog.dataset_version("latest")["version"] if _has_versions(catalog) else None
-        catalog.publish_dataset(version, str(folder), cfg.hash(), result.stats["sizes"], assignments, lineage,
+        catalog.publish_dataset(version, str(folder), cfg.data_hash(), result.stats["sizes"], assignments, lineage,
                                 parent_version=previous if previous != version else None, run_id=run_id, meta=meta)
     catalog.record_artifact("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())),
                             parents=[("labelled_tickets", labelled_version)], run_id=run_id,
-                            code_version=CODE_VERSION, config_hash=cfg.hash(), meta=meta)
+                            code_version=CODE_VERSION, config_hash=cfg.data_hash(), meta=meta)
     meta["leak_pairs_preview"] = leaks.head(20).to_dict("records")
     return StepOutput("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())), meta)
 

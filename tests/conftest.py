@@ -47,3 +47,33 @@ def artifact_meta(cfg, artifact: str) -> tuple[str, dict]:
     row = Catalog(cfg.catalog_path).latest_artifact(artifact)
     assert row is not None, f"{artifact} was not recorded"
     return row["version"], json.loads(row["meta"])
+
+
+@pytest.fixture(scope="session")
+def model_run(data_run, tmp_path_factory):
+    """The model half through Dagster on the data run's published version, with a sampled test set.
+
+    The embedded provider starts by itself (no endpoint configured) and is stopped by its PID at the end."""
+    import yaml
+
+    from assets.runner import run_job
+    from pipeline.config import load_config
+    from pipeline.endpoint import LocalProvider
+
+    wh = data_run["warehouse"]
+    path = tmp_path_factory.mktemp("config") / "tunegate.yaml"
+    path.write_text(yaml.safe_dump({"warehouse": str(wh),
+                                    "evaluation": {"sample_size": 231, "bootstrap": 300, "repeats": 2}}))
+    cfg = load_config(path)
+    assert cfg.data_hash() == data_run["cfg"].data_hash()
+    old = os.environ.pop("OPENAI_BASE_URL", None)
+    try:
+        first = run_job(cfg, str(path), job="model_half", raise_on_error=False)
+        second = run_job(cfg, str(path), job="model_half", raise_on_error=False)
+        yield {"cfg": cfg, "config_path": path, "first": first, "second": second}
+    finally:
+        if old is not None:
+            os.environ["OPENAI_BASE_URL"] = old
+        provider = LocalProvider.find(wh / "provider")
+        if provider is not None:
+            provider.stop(force=True)
