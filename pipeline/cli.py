@@ -109,11 +109,19 @@ def _print_summary(cfg) -> None:
     report = cfg.warehouse_path / "reports" / "latest" / "report.json"
     if report.exists():
         r = json.loads(report.read_text())
-        print(f"decision report: {report.parent / 'report.html'}")
-        rec = r.get("recommendation", {})
-        print(f"recommendation: {rec.get('action', rec) if isinstance(rec, dict) else rec}")
-        for line in r.get("headline", [])[:12]:
-            print(f"  {line}")
+        rec = r.get("recommendation") or {}
+        print(f"decision report: {report.parent / 'report.html'} (also report.md, report.json)")
+        print(f"recommendation: {rec.get('headline', rec.get('action'))}")
+        cur = r.get("currency", "")
+        print(f"  {'candidate':24s} {'accuracy':>8s} {'macro-F1':>8s} {'valid':>6s} {'/1k ans':>8s} "
+              f"{'fixes/mo':>9s} {'payback':>9s}")
+        for c in r.get("candidates", []):
+            e = c.get("economics", {})
+            pb = e.get("payback_months")
+            pb = "-" if pb is None else (pb if isinstance(pb, str) else f"{pb:.2f} mo")
+            print(f"  {c['name']:24s} {c['accuracy']:8.1%} {c['macro_f1']:8.1%} {c['format_validity']:6.1%} "
+                  f"{c['price_per_1000']:8.2f} {e.get('corrections_per_month', 0):9,.0f} {pb:>9s}")
+        print(f"  (prices in {cur} per 1,000 answers; fixes/mo = answers an operator must correct per month)")
 
 
 def cmd_init(args) -> int:

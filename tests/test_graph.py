@@ -110,3 +110,58 @@ def test_ticket_lineage_walks_from_raw_ticket_to_split(data_run):
     assert dv["kind"] == "dataset_version"
     assert [a["artifact"] for a in dv["artifacts_upstream"]][:2] == ["dataset_splits", "labelled_tickets"]
     assert "raw_tickets" in [a["artifact"] for a in dv["artifacts_upstream"]]
+
+
+def _stage(data_run, artifact, part="tickets"):
+    cfg = data_run["cfg"]
+    v, _ = artifact_meta(cfg, artifact)
+    return storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, artifact, v, part)
+
+
+def test_planted_duplicates_and_templates_are_clustered(data_run):
+    members = _stage(data_run, "deduplicated_tickets", "members").set_index("ticket_id")
+    planted = data_run["manifest"]["planted"]
+    present = lambda ids: [t for t in ids if t in members.index]
+    for kind in ("exact_duplicates", "near_duplicates"):
+        pairs = [p for p in planted[kind]["pairs"] if len(present(p)) == 2]
+        together = sum(members.loc[a, "cluster_id"] == members.loc[b, "cluster_id"] for a, b in pairs)
+        assert together / len(pairs) >= (1.0 if kind == "exact_duplicates" else 0.9), kind
+    for name, tpl in planted["templates"]["by_template"].items():
+        ids = present(tpl["ticket_ids"])
+        # one template's tickets never fall apart into many clusters (the cap may split a few)
+        assert members.loc[ids, "cluster_id"].nunique() <= 3, name
+
+
+def test_planted_label_problems_are_found(data_run):
+    lab = _stage(data_run, "labelled_tickets").set_index("ticket_id")
+    planted = data_run["manifest"]["planted"]
+    variants = [i for i in planted["label_variants"]["items"] if i["ticket_id"] in lab.index]
+    assert all(lab.loc[i["ticket_id"], "label"] == i["canonical"] for i in variants)
+    conflict_ids = {t for p in planted["label_conflicts"]["pairs"] for t in p["ticket_ids"]} & set(lab.index)
+    assert lab.loc[sorted(conflict_ids), "conflict"].all()
+    rename = planted["label_rename"]
+    renamed = [t for t in rename["ticket_ids"] if t in lab.index]
+    assert (lab.loc[renamed, "label"] == rename["old"]).mean() > 0.95
+    assert (lab.loc[renamed, "label_status"] == "renamed").mean() > 0.9
+    _, meta = artifact_meta(data_run["cfg"], "labelled_tickets")
+    assert meta["renames"][0]["new"] == rename["new"] and meta["renames"][0]["switch_date"][:7] == rename["from_date"][:7]
+    mis = [i for i in planted["mislabelled"]["items"] if i["ticket_id"] in lab.index]
+    flagged = [i for i in mis if lab.loc[i["ticket_id"], "label_issue"]]
+    assert len(flagged) / len(mis) >= 0.6
+    assert sum(lab.loc[i["ticket_id"], "suggested_label"] == i["true_label"] for i in flagged) / len(flagged) >= 0.8
+
+
+def test_no_planted_name_reaches_the_splits(data_run):
+    """Names planted by the sample generator (any case) never reach a split."""
+    import re
+
+    from pipeline.sample import PATRONYM_ROOTS, SURNAMES
+    from pipeline.steps import read_split
+
+    words = {s.lower() for s in SURNAMES} | {s.lower() + "a" for s in SURNAMES} | {
+        r.lower() + end for r in PATRONYM_ROOTS for end in ("ovna", "ovich")}
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(words)) + r")\b", re.IGNORECASE)
+    cfg = data_run["cfg"]
+    v, _ = artifact_meta(cfg, "dataset_splits")
+    leaked = {s: int(read_split(cfg, v, s)["text"].str.contains(pattern).sum()) for s in ("train", "val", "test")}
+    assert leaked == {"train": 0, "val": 0, "test": 0}
