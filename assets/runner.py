@@ -34,4 +34,6 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
     from assets.definitions import defs
 
     instance = DagsterInstance.get()
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error)
+    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")}}}}
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error,
+                                                        run_config=run_config)

@@ -62,19 +62,19 @@ def _run_graph(cfg, config_path, job: str) -> bool:
     from assets.runner import run_job
 
     res = run_job(cfg, config_path, job=job, raise_on_error=False)
-    failed = [e for e in res.all_events if e.event_type_value in ("STEP_FAILURE", "ASSET_CHECK_EVALUATION")
-              and (e.event_type_value == "STEP_FAILURE" or not e.event_specific_data.evaluation.passed)]
-    for e in failed:
+    for e in res.all_events:
         if e.event_type_value == "STEP_FAILURE":
             err = e.event_specific_data.error
-            msg = err.message.strip().splitlines()[-1] if err else "failed"
-            if err and err.cause:
-                msg = err.cause.message.strip().splitlines()[-1]
+            msg = "failed"
+            if err is not None:
+                root = err.cause or err
+                msg = root.message.strip().splitlines()[-1] if root.message.strip() else msg
             print(f"FAILED {e.step_key}: {msg}", file=sys.stderr)
-        else:
-            ev = e.event_specific_data.evaluation
-            print(f"check {ev.asset_key.to_user_string()}.{ev.check_name} did not pass"
-                  f"{' (blocking)' if ev.blocking else ''}", file=sys.stderr)
+        elif e.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = e.asset_check_evaluation_data
+            if not ev.passed:
+                print(f"check {ev.asset_key.to_user_string()}.{ev.check_name} did not pass"
+                      f"{' (blocking)' if ev.blocking else ''}", file=sys.stderr)
     return res.success
 
 
