@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import unicodedata
+from bisect import bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -64,6 +65,8 @@ _DOT_WORD = re.compile(r"\.[^\W\d_]")  # a URL has a dot right before a letter
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+_CHUNK = re.compile(r"\S+")
+NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
 
 
 def _url_plausible(text: str, s: int, e: int) -> bool:
@@ -132,17 +135,7 @@ class Masker:
         The small English model finds (almost) no entity in lower-case text, so skipping those texts
         loses (almost) nothing and most banking requests are such texts.
         """
-        for m in _WORD.finditer(text):
-            w = m.group()
-            if not w[0].isupper():
-                continue
-            low = w.lower().rstrip(".")
-            if low in ("i", "i'm", "i've", "i'd", "i'll", "i’m"):
-                continue
-            if low in self._stop and _SENT_START.search(text[:m.start()]):
-                continue
-            return True
-        return False
+        return bool(self._candidates(text))
 
     def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
         has_digit = any(c.isdigit() for c in text)
@@ -161,16 +154,62 @@ class Masker:
                 out.append((r.entity_type, r.start, r.end, r.score))
         return out
 
+    def _candidates(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the words that can start or be a named entity (the ``needs_ner`` rule)."""
+        out = []
+        for m in _WORD.finditer(text):
+            w = m.group()
+            if not w[0].isupper():
+                continue
+            low = w.lower().rstrip(".")
+            if low in ("i", "i'm", "i've", "i'd", "i'll", "i’m"):
+                continue
+            if low in self._stop and _SENT_START.search(text[:m.start()]):
+                continue
+            out.append(m.span())
+        return out
+
+    def ner_windows(self, text: str) -> list[tuple[int, int]]:
+        """Character windows of the text the NER pass reads: NER_WINDOW whitespace-separated chunks either
+        side of every candidate word, merged; the whole text when the windows cover most of it.
+
+        The model's token vectors see 4 tokens either side and its transition features a few tokens
+        ahead, so a window of 6 chunks gives the same entities as the whole text while the (usually
+        long) stretches of lower-case words between names and places are not read at all."""
+        cands = self._candidates(text)
+        if not cands:
+            return []
+        chunks = [m.span() for m in _CHUNK.finditer(text)]
+        if len(chunks) <= 2 * NER_WINDOW + 2:
+            return [(0, len(text))]
+        starts = [c[0] for c in chunks]
+        keep = [False] * len(chunks)
+        for s, _ in cands:
+            i = bisect_right(starts, s) - 1
+            for j in range(max(0, i - NER_WINDOW), min(len(chunks), i + NER_WINDOW + 1)):
+                keep[j] = True
+        if sum(keep) >= 0.8 * len(chunks):
+            return [(0, len(text))]
+        out: list[tuple[int, int]] = []
+        for j, k in enumerate(keep):
+            if not k:
+                continue
+            if out and keep[j - 1]:
+                out[-1] = (out[-1][0], chunks[j][1])
+            else:
+                out.append(chunks[j])
+        return out
+
     def _ner_spans(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
-        idx = [i for i, t in enumerate(texts) if self.needs_ner(t)]
+        jobs = [(i, s, e) for i, t in enumerate(texts) for s, e in self.ner_windows(t)]
         out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
-        docs = self.nlp.pipe((texts[i] for i in idx), batch_size=self.spec.batch_size)
-        for i, doc in zip(idx, docs):
+        docs = self.nlp.pipe((texts[i][s:e] for i, s, e in jobs), batch_size=self.spec.batch_size)
+        for (i, off, _), doc in zip(jobs, docs):
             for ent in doc.ents:
                 label = NER_LABELS.get(ent.label_)
                 if label is None or (label == "ORGANIZATION" and not self.spec.mask_organizations):
                     continue
-                s, e = ent.start_char, ent.end_char
+                s, e = ent.start_char + off, ent.end_char + off
                 val = texts[i][s:e]
                 # trim leading/trailing punctuation and articles the model sometimes includes
                 while s < e and not texts[i][s].isalnum():
