@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import email.message
 import fcntl
 import hashlib
 import io
@@ -52,6 +53,7 @@ import uvicorn
 from fastapi import Body, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline import provider_models as pm
@@ -108,21 +110,31 @@ class _TokenCounter:
 
     def __init__(self, size: int = 4096):
         self._cache = pm._LRU(size)
+        self._prefixes = pm._LRU(64)
 
     def count(self, text: str) -> int:
         if len(text) < 64:
             return len(_ENC.encode(text, disallowed_special=()))
         return self._cache.get_or_build(text, lambda: len(_ENC.encode(text, disallowed_special=())))
 
-    def messages(self, messages: list[dict]) -> int:
+    def _sum(self, messages) -> int:
         # OpenAI's documented accounting for chat models: 3 per message, the role, the content,
-        # a name costs 1 more, and 3 for the primed assistant reply.
-        n = 3
+        # a name costs 1 more (and 3 for the primed assistant reply, added by `messages`).
+        n = 0
         for m in messages:
             n += 3 + self.count(str(m.get("role", ""))) + self.count(pm._content_text(m.get("content")))
             if m.get("name"):
                 n += 1 + self.count(str(m["name"]))
         return n
+
+    def messages(self, messages: list[dict], prefix_key: pm.PrefixKey | None = None) -> int:
+        """Prompt tokens of a chat request. With `prefix_key` (`provider_models.prefix_key` of these
+        messages) the messages before the last one are counted once per distinct prefix: a few-shot
+        request re-sends hundreds of example messages, only the ticket changes."""
+        if prefix_key is None:
+            return 3 + self._sum(messages)
+        head = self._prefixes.get_or_build(prefix_key, lambda: self._sum(messages[:-1]))
+        return 3 + head + self._sum(messages[-1:])
 
 
 TOKENS = _TokenCounter()
@@ -675,9 +687,11 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
         store.get_job(job_id)
         return _page(store.checkpoints(job_id), after, limit, default=10)
 
-    # chat completions
+    # chat completions: the body is read as plain JSON, not validated through a model (a few-shot
+    # request carries hundreds of messages); `_complete` checks what it uses and runs in the thread pool
     @app.post("/v1/chat/completions")
-    def chat(request: Request, body: dict[str, Any] = Body(...)):
+    async def chat(request: Request):
+        body = _json_object_body(await request.body(), request.headers.get("content-type"))
         for code, p in _parse_faults(request.headers.get(FAULTS_HEADER)) or env_faults:
             if fault_rng.random() < p:
                 msg = {429: "Rate limit reached (injected test fault).",
@@ -687,9 +701,29 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
                 if code == 429:
                     err.headers["retry-after-ms"] = "20"
                 return err
-        return _complete(models, body)
+        return JSONResponse(await run_in_threadpool(_complete, models, body))
 
     return app
+
+
+def _json_object_body(data: bytes, content_type: str | None) -> dict:
+    """The request body as a JSON object, with the errors (and messages) of a `dict` body parameter:
+    only an application/json (or +json) body is read as JSON."""
+    value: Any = None
+    if data and content_type:
+        msg = email.message.Message()
+        msg["content-type"] = content_type
+        sub = msg.get_content_subtype()
+        if msg.get_content_maintype() == "application" and (sub == "json" or sub.endswith("+json")):
+            try:
+                value = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise ApiError(400, f"Invalid request: {exc.pos}: JSON decode error") from None
+    if not data:
+        raise ApiError(400, "Invalid request: body: Field required")
+    if not isinstance(value, dict):
+        raise ApiError(400, "Invalid request: body: Input should be a valid dictionary")
+    return value
 
 
 def _complete(models: Models, body: dict) -> dict:
@@ -731,8 +765,9 @@ def _complete(models: Models, body: dict) -> dict:
         json_key = "label" if "label" in props or not props else next(iter(props))
         enum = (props.get(json_key) or {}).get("enum")
         allowed = [str(x) for x in enum] if isinstance(enum, list) and enum else None
+    key = pm.prefix_key(messages)  # once: it keys both the parsed context and the prefix token count
     try:
-        prompt = pm.parse_prompt(messages)
+        prompt = pm.parse_prompt(messages, key)
     except pm.PromptError as exc:
         raise ApiError(400, f"Invalid messages: {exc}", param="messages") from None
     model = models.resolve(model_name)
@@ -752,7 +787,7 @@ def _complete(models: Models, body: dict) -> dict:
         completion_tokens += len(toks)
         choices.append({"index": i, "message": {"role": "assistant", "content": content, "refusal": None},
                         "finish_reason": finish, "logprobs": None})
-    prompt_tokens = TOKENS.messages(messages)
+    prompt_tokens = TOKENS.messages(messages, key)
     return {"id": _new_id("chatcmpl-"), "object": "chat.completion", "created": _now(), "model": model_name,
             "choices": choices, "system_fingerprint": "fp_" + hashlib.sha1(model_name.encode()).hexdigest()[:10],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

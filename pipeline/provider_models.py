@@ -127,9 +127,52 @@ def _parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
     return labels, descriptions
 
 
-def parse_prompt(messages: Sequence[dict]) -> Prompt:
-    if not messages:
-        raise PromptError("messages must be a non-empty list")
+class PrefixKey:
+    """The (role, content text, name) of each message before the last: hashed once, compared exactly."""
+
+    __slots__ = ("items", "_hash")
+
+    def __init__(self, items: tuple):
+        self.items = items
+        self._hash = hash(items)  # TypeError for unhashable parts
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (type(other) is PrefixKey and self._hash == other._hash and self.items == other.items)
+
+
+def prefix_key(messages: Sequence[dict]) -> PrefixKey | None:
+    """A hashable identity of everything before the last message (role, content text and name of each
+    message), or None when the messages cannot be keyed (they then take the uncached path).
+
+    Requests of one evaluation share the system prompt and the few-shot examples and differ only in
+    the ticket, so whatever depends on the prefix alone (the parsed context, its token count) is
+    computed once per prefix: building this key is one pass over the messages, with no serialisation."""
+    try:
+        key = tuple((m["role"], c if type(c := m.get("content")) is str else _content_text(c), m.get("name"))
+                    for m in messages[:-1])
+        if any(e[2] is not None and type(e[2]) is not str for e in key):
+            return None  # names of other types: compare equal across types (1 == True), count differently
+        return PrefixKey(key)
+    except (TypeError, KeyError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a prompt is made of but its ticket: parsed once per distinct message prefix."""
+    labels: tuple[str, ...]
+    descriptions: dict[str, str]
+    examples: tuple[tuple[str, str], ...]
+    context_key: str
+
+
+_CONTEXTS = None
+
+
+def _read_turns(messages: Sequence[dict]) -> tuple[list[str], list[tuple[str, str]]]:
     system_parts: list[str] = []
     turns: list[tuple[str, str]] = []
     for i, msg in enumerate(messages):
@@ -145,12 +188,12 @@ def parse_prompt(messages: Sequence[dict]) -> Prompt:
             continue
         else:
             raise PromptError(f"messages[{i}].role {role!r} is not one of system, developer, user, assistant")
-    if not turns or turns[-1][0] != "user":
-        raise PromptError("the last message must be a user message (the ticket to classify)")
-    ticket = turns[-1][1]
+    return system_parts, turns
+
+
+def _context(system_parts: list[str], history: list[tuple[str, str]]) -> _Context:
     examples: list[tuple[str, str]] = []
     j = 0
-    history = turns[:-1]
     while j + 1 < len(history):
         if history[j][0] == "user" and history[j + 1][0] == "assistant":
             examples.append((history[j][1], parse_label_answer(history[j + 1][1])))
@@ -161,7 +204,35 @@ def parse_prompt(messages: Sequence[dict]) -> Prompt:
     labels, descriptions = parse_labels(system_text)
     key_src = json.dumps([system_text, examples], ensure_ascii=False)
     key = hashlib.sha1(key_src.encode("utf-8")).hexdigest()
-    return Prompt(tuple(labels), descriptions, tuple(examples), ticket, key)
+    return _Context(tuple(labels), descriptions, tuple(examples), key)
+
+
+def _prefix_context(prefix: Sequence[dict]) -> _Context:
+    system_parts, turns = _read_turns(prefix)
+    return _context(system_parts, turns)
+
+
+def parse_prompt(messages: Sequence[dict], key: PrefixKey | None = None) -> Prompt:
+    """The prompt of a chat request. When the last message is the user's ticket, the rest is parsed
+    once per distinct prefix (`prefix_key`; pass `key` when the caller already computed it)."""
+    global _CONTEXTS
+    if not messages:
+        raise PromptError("messages must be a non-empty list")
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") == "user":
+        if key is None:
+            key = prefix_key(messages)
+        if key is not None:
+            if _CONTEXTS is None:
+                _CONTEXTS = _LRU(64)
+            ctx = _CONTEXTS.get_or_build(key, lambda: _prefix_context(messages[:-1]))
+            return Prompt(ctx.labels, dict(ctx.descriptions), ctx.examples, _content_text(last.get("content")),
+                          ctx.context_key)
+    system_parts, turns = _read_turns(messages)
+    if not turns or turns[-1][0] != "user":
+        raise PromptError("the last message must be a user message (the ticket to classify)")
+    ctx = _context(system_parts, turns[:-1])
+    return Prompt(ctx.labels, dict(ctx.descriptions), ctx.examples, turns[-1][1], ctx.context_key)
 
 
 # --------------------------------------------------------------------------------- text features
@@ -190,22 +261,40 @@ def label_text(label: str) -> str:
 
 
 class _LRU:
+    """A thread-safe LRU cache. Concurrent misses on one key build it once: the others wait for it
+    (so eight concurrent first requests of a new few-shot context fit its scorer once, not eight times)."""
+
     def __init__(self, size: int):
         self.size = size
         self.data: OrderedDict = OrderedDict()
         self.lock = threading.Lock()
+        self._pending: dict[Any, threading.Event] = {}
 
     def get_or_build(self, key, build: Callable[[], Any]):
         with self.lock:
             if key in self.data:
                 self.data.move_to_end(key)
                 return self.data[key]
-        value = build()
-        with self.lock:
-            self.data[key] = value
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-        return value
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending[key] = threading.Event()
+        if pending is not None:  # another thread is building it
+            pending.wait()
+            with self.lock:
+                if key in self.data:
+                    self.data.move_to_end(key)
+                    return self.data[key]
+            return build()  # that build failed (or was evicted already): build here, raising its error
+        try:
+            value = build()
+            with self.lock:
+                self.data[key] = value
+                while len(self.data) > self.size:
+                    self.data.popitem(last=False)
+            return value
+        finally:
+            with self.lock:
+                self._pending.pop(key).set()
 
 
 def _fast_tfidf(vec: TfidfVectorizer) -> Callable[[str], sparse.csr_matrix]:
@@ -370,6 +459,12 @@ class BaseModelRunner:
         self.sharpness = 25.0
 
     def scorer(self, prompt: Prompt, allowed: Sequence[str] | None = None) -> _Scorer | None:
+        # the label space and the examples depend on the context and `allowed` only: looked up first,
+        # derived (and the scorer fitted) once per context
+        key = (prompt.context_key, tuple(allowed or ()))
+        return self._cache.get_or_build(key, lambda: self._build_scorer(prompt, allowed))
+
+    def _build_scorer(self, prompt: Prompt, allowed: Sequence[str] | None) -> _Scorer | None:
         labels = list(prompt.labels)
         for _, l in prompt.examples:  # few-shot labels join the label space
             if l not in labels and l:
@@ -379,8 +474,7 @@ class BaseModelRunner:
         if not labels:
             return None
         examples = [(t, l) for t, l in prompt.examples if l in labels]
-        key = (prompt.context_key, tuple(allowed or ()))
-        return self._cache.get_or_build(key, lambda: _SCORERS[self.name](labels, dict(prompt.descriptions), examples))
+        return _SCORERS[self.name](labels, dict(prompt.descriptions), examples)
 
     def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
                allowed: Sequence[str] | None = None) -> Decision:

