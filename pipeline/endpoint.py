@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from pipeline.config import EndpointSpec
 
@@ -169,6 +170,9 @@ def make_client(spec: EndpointSpec, state_dir: str | os.PathLike) -> openai.Open
 
 
 # ------------------------------------------------------------------------------ many requests
+# keyword arguments of chat.completions.create that are request options, not body fields
+_SDK_OPTIONS = {"extra_headers": "headers", "extra_query": "params", "extra_body": "extra_json", "timeout": "timeout"}
+
 @dataclass
 class Result:
     index: int
@@ -241,7 +245,14 @@ def complete_many(client: openai.OpenAI, requests: list[dict[str, Any]], concurr
             res.attempts = attempt + 1
             t0 = time.perf_counter()
             try:
-                resp = c.chat.completions.create(**req)
+                # The SDK's own HTTP path (auth, errors, response parsing) without its per-field
+                # parameter transform, which costs ~0.25 s of CPU for a prompt with hundreds of
+                # few-shot messages; the requests here are plain JSON-ready dicts already.
+                body = {k: v for k, v in req.items() if k not in _SDK_OPTIONS}
+                options = {opt: req[k] for k, opt in _SDK_OPTIONS.items() if req.get(k) is not None}
+                if "extra_json" in options:
+                    body.update(options.pop("extra_json"))
+                resp = c.post("/chat/completions", body=body, cast_to=ChatCompletion, options=options)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a row, never a crash
                 res.status_code = getattr(exc, "status_code", None)
                 msg = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"

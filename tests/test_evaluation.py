@@ -167,7 +167,8 @@ def test_candidates_from_config_uses_fine_tuned_prices():
                      "tg-large/zero_shot", "tg-large/long_prompt", "tg-large/few_shot"]
     ft = cands[3]
     assert ft.model == "ft:tg-small:tunegate:abc" and (ft.price_in_per_1m, ft.price_out_per_1m) == (0.30, 1.20)
-    assert cands[1].prompt_style == "long" and cands[0].prompt_style == "short" and ft.prompt_style == "long"
+    assert cands[1].prompt_style == "long" and cands[0].prompt_style == "short"
+    assert ft.prompt_style == cfg.finetune.prompt_style == "short"  # served the prompt it was trained with
 
 
 def test_few_shot_examples_come_from_train_seeded_and_capped():
