@@ -66,6 +66,17 @@ _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 _CHUNK = re.compile(r"\S+")
+# lower-case texts also go through NER as a Capitalised copy; only these labels are taken from it
+TITLECASE_LOWER = True
+TITLECASE_LABELS = frozenset({"PERSON"})
+TITLECASE_SCORE = 0.6
+# words of bank requests that the model, reading a Capitalised copy, may take for a name ("Found Card",
+# "Card Arrive"): a span from the copy with one of these (or a verb form in -ing) is not a name
+_REQUEST_WORDS = frozenset("""card cards app account accounts transfer transfers payment payments money cash refund
+fee fees charge charged delivery deliver delivered express arrive arrived found lost stolen stole top pin atm
+exchange rate balance wallet phone bank transaction transactions order ordered send sent receive received
+block blocked cancel cancelled verify verification identity code virtual physical disposable contactless
+withdrawal withdraw deposit pending declined statement salary currency beneficiary limit""".split())
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
 
 
@@ -200,39 +211,62 @@ class Masker:
                 out.append(chunks[j])
         return out
 
+    def title_copy(self, text: str) -> str | None:
+        """For a text with no upper-case letter: a copy (same length, same offsets) with every word that is
+        not a stop word Capitalised, so the NER model, which leans on capitals, can see lower-case names
+        ("follow up with monika zilkova"); None for texts that have upper-case letters."""
+        if not TITLECASE_LOWER or any(c.isupper() for c in text) or not any(c.isalpha() for c in text):
+            return None
+        out = list(text)
+        for m in _WORD.finditer(text):
+            w = m.group()
+            if len(w) > 1 and w.lower().rstrip(".") not in self._stop:
+                out[m.start()] = w[0].upper()
+        copy = "".join(out)
+        return copy if copy != text else None
+
     def _ner_spans(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
-        jobs = [(i, s, e) for i, t in enumerate(texts) for s, e in self.ner_windows(t)]
+        jobs = []  # (text index, offset, source text, only these labels)
+        for i, t in enumerate(texts):
+            tc = self.title_copy(t)
+            src, keep = (tc, TITLECASE_LABELS) if tc is not None else (t, None)
+            jobs.extend((i, s, src[s:e], src, keep) for s, e in self.ner_windows(src))
         out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
-        docs = self.nlp.pipe((texts[i][s:e] for i, s, e in jobs), batch_size=self.spec.batch_size)
-        for (i, off, _), doc in zip(jobs, docs):
+        docs = self.nlp.pipe((j[2] for j in jobs), batch_size=self.spec.batch_size)
+        for (i, off, _, src, keep), doc in zip(jobs, docs):
+            text = texts[i]
             for ent in doc.ents:
                 label = NER_LABELS.get(ent.label_)
                 if label is None or (label == "ORGANIZATION" and not self.spec.mask_organizations):
                     continue
+                if keep is not None and label not in keep:
+                    continue
                 s, e = ent.start_char + off, ent.end_char + off
-                val = texts[i][s:e]
                 # trim leading/trailing punctuation and articles the model sometimes includes
-                while s < e and not texts[i][s].isalnum():
+                while s < e and not text[s].isalnum():
                     s += 1
-                while e > s and not texts[i][e - 1].isalnum() and texts[i][e - 1] != ".":
+                while e > s and not text[e - 1].isalnum() and text[e - 1] != ".":
                     e -= 1
-                if texts[i][s:s + 4].lower() == "the ":
+                if text[s:s + 4].lower() == "the ":
                     s += 4
                 # leading lower-case words ("starring Borkowski") are not part of a name
-                lead = re.match(r"(?:[a-z][\w'-]*[ \t]+)+(?=[^\W\d_])", texts[i][s:e])
+                lead = re.match(r"(?:[a-z][\w'-]*[ \t]+)+(?=[^\W\d_])", src[s:e])
                 if lead and label in ("PERSON", "LOCATION"):
                     s += lead.end()
-                val = texts[i][s:e]
+                val = text[s:e]
                 if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
                     continue
-                if val.islower() or len(val.rstrip(".")) < 2:
+                if src[s:e].islower() or len(val.rstrip(".")) < 2:
                     continue
                 # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
                 # request, not of a person
-                if CURRENCY_AFTER.match(texts[i], e) or _CURRENCY_WORD.search(val) or \
-                        (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(texts[i], e)):
+                if CURRENCY_AFTER.match(text, e) or _CURRENCY_WORD.search(val) or \
+                        (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
                     continue
-                out[i].append((label, s, e, NER_SCORE))
+                if keep is not None and any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing"))
+                                            for w in re.findall(r"[^\W\d_]+", val.lower())):
+                    continue
+                out[i].append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
         return out
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:

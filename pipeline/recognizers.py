@@ -238,6 +238,12 @@ _WEAK_CUES = (r"i am|i'm|this is|call me|calls me|dear|hi|hello|hey|thanks|thank
               r"said|says|shouted\s+at|told|asked|starring|directed\s+by|tribute\s+to|song\s+by|"
               r"ex-\w+|verses\s+from|change\s+it\s+to|founders?:|address\s*:|leave\s+me|signed,?|"
               r"talk(?:ed|ing)?\s+to|spoke\s+(?:to|with)|email\s+from|message\s+from|on\s+behalf\s+of")
+# a lower-case name after a strong cue: one to three words, an initial allowed ("benjamin a seiler")
+_LOWER_NAME = r"[a-zа-яёß-ÿ][\w'-]+(?:\s+[a-z]\.?)?(?:\s+[a-zа-яёß-ÿ][\w'-]+){0,2}"
+# what may follow a lower-case name after a strong cue
+_AFTER_LOWER_NAME = (r"and|but|in|on|at|about|regarding|re|tomorrow|today|tonight|next|soon|later|after|before|"
+                     r"when|if|from|for|by|asap|please|thanks")
+_GREETINGS = r"hi|hello|hey|dear|thanks|thank\s+you|cheers|regards|bye|goodbye|welcome|sorry|congratulations|congrats"
 # a capitalised phrase followed by one of these is an organisation or a work, not a person
 _ORG_WORDS = {"Inc", "Ltd", "LLC", "PLC", "Plc", "Corp", "Co", "Company", "Group", "Bank", "Solutions", "Systems",
               "Technologies", "Investments", "Markets", "Partners", "Associates", "Agency", "Orchestra", "Band",
@@ -280,8 +286,18 @@ class CueNameRecognizer(EntityRecognizer):
 
     def load(self) -> None:
         self.cues = [
-            _Cue(regex.compile(rf"(?i:\b(?:{_STRONG_CUES}))\s+(?P<n>{_NAME}|[a-zа-яё][\w'-]+(?:\s+[a-zа-яё][\w'-]+)?(?=\s*(?:[,.!?;\n]|$|and\b|but\b)))"), 0.85),
+            _Cue(regex.compile(rf"(?i:\b(?:{_STRONG_CUES}))\s+(?P<n>{_NAME}|{_LOWER_NAME}(?=\s*(?:[,.!?;:\n]|$|['’]s\b|(?:{_AFTER_LOWER_NAME})\b)))"), 0.85),
             _Cue(regex.compile(rf"(?i:\b(?:{_WEAK_CUES}))[:\s]+(?P<n>{_NAME})"), 0.45),
+            # greetings and thanks with a comma: "Hi, Anna", "thanks, Marek"
+            _Cue(regex.compile(rf"(?i:\b(?:{_GREETINGS}))[ \t]*,[ \t]*(?P<n>{_NAME})"), 0.5),
+            # a name addressed at the end of a sentence: "Don't go to town, Brandon!"
+            _Cue(regex.compile(rf"[,—–][ \t]+(?P<n>{_CAP}(?:[ \t]+{_CAP})?)[ \t]*(?=[!?]|\.(?:\s|$)|$)"), 0.45),
+            # "<name> here", "<name> said", "said A to B", "ask <name>"
+            _Cue(regex.compile(rf"(?m)(?:^|(?<=[.!?]\s))[ \t>]*(?P<n>{_CAP}(?:[ \t]+{_CAP})?)[ \t]+here\b"), 0.5),
+            _Cue(regex.compile(rf"(?P<n>{_NAME})[ \t]+(?:said|says|asked|replied|wrote|texted|whispered|shouted|told\s+(?:me|us|him|her|them))\b"), 0.45),
+            _Cue(regex.compile(rf"(?i:\b(?:said|says|asked|whispered|shouted|replied))[ \t]+{_CAP}[ \t]+to[ \t]+(?P<n>{_CAP})"), 0.5),
+            # a speaker at the start of a line, quote right after the colon: 'Sara:"I'm ...'
+            _Cue(regex.compile(rf"(?m)^[ \t>?]*(?P<n>{_CAP}|[a-z][a-z'-]{{2,}})[ \t]*:[ \t]*[\"“]"), 0.5),
             # First I. Last / First I Last: the initial makes it a person
             _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-Z]\.?\s+{_CAP})"), 0.7),
             # a speaker or a subject at the start of a line: "Leverett: ...", "Sofie lives on ..."
