@@ -208,6 +208,9 @@ class PhonePatternRecognizer(PatternRecognizer):
             digits = re.sub(r"\D", "", re.split(r"(?i)\s?(?:x|ext)", value)[0])
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or re.fullmatch(r"\d+\.\d{1,2}", value):
                 continue
+            if r.score < 0.9 and regex.fullmatch(r"\d{5}-\d{4}", value) and \
+                    regex.search(rf"\b(?:{_US_STATE_CODES})\.?,?[ \t]+$", text[max(0, r.start - 6):r.start]):
+                continue  # "TX 78701-1234": a ZIP+4 code, not a phone
             if r.score < 0.9:
                 ctx = has_context(text, r.start, r.end, PHONE_CONTEXT, before=60)
                 groups = re.findall(r"\d+", value)
@@ -740,6 +743,43 @@ class CornerRecognizer(PatternRecognizer):
                       r"(?:[ \t]+[A-ZÀ-ÖØ-ÞĀ-ſ0-9][\w'’-]*){0,3})", 0.95)], global_regex_flags=CASE_SENSITIVE)
 
 
+_US_STATE_CODES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
+                   "NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR|AB|BC|MB|NB|NL|NS|ON|PE|QC|SK")
+# postcode shapes: US ZIP / ZIP+4, KZ and other 4-6 digit codes, SE/CZ "394 13", BR "75534-030", PT
+# "3610-114", PL "02-495", NL "7412 SL", UK "SW1A 1AA", CA "K1A 0B1"
+_POSTCODE = (r"(?:[A-Za-z]{1,2}\d[A-Za-z\d]?[ \t]\d[A-Za-z]{2}|[A-Za-z]\d[A-Za-z][ \t-]?\d[A-Za-z]\d|"
+             r"\d{5}-\d{4}|\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ \t]\d{2}|\d{4}[ \t]?[A-Z]{2}|\d{4,6})(?![\w-])")
+_POSTCODE_LABEL = (r"zip(?:[ \t-]?code)?|post(?:al)?[ \t-]?code|postcode|pin[ \t-]?code|post[ \t]+index|"
+                   r"почтовый[ \t]+индекс|индекс|cep|plz|code[ \t]+postal")
+
+
+class PostcodeRecognizer(EntityRecognizer):
+    """Postal codes on their own, only where the shape sits next to an address word: after a postcode
+    label ("ZIP: 48750", "postcode SW1A 1AA"), after a US state or Canadian province code ("TX 78701"),
+    after "in <Place>" ("in Costamezzana 43015"), and the unmistakable UK and Canadian shapes."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["LOCATION"], name="PostcodeRecognizer")
+
+    def load(self) -> None:
+        self.label = regex.compile(rf"(?i:\b(?:{_POSTCODE_LABEL}))(?:[ \t]+is)?[ \t]*[:#№]?[ \t]*(?P<n>{_POSTCODE})")
+        self.state = regex.compile(rf"\b(?:{_US_STATE_CODES})\.?,?[ \t]+(?P<n>\d{{5}}(?:-\d{{4}})?)(?![\w-])")
+        self.place = regex.compile(rf"\b(?:in|from|to|at)[ \t]+(?P<n>{_PLACE}[ \t]+(?:\d{{4,6}}|\d{{3}}[ \t]\d{{2}}|\d{{5}}-\d{{3}}|\d{{4}}-\d{{3}}|\d{{2}}-\d{{3}})(?![\w.,-]\d|[\w-]))")
+        self.shape = regex.compile(r"(?<![\w-])(?P<n>[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|[A-Z]\d[A-Z][ \t-]\d[A-Z]\d)(?![\w-])")
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for pat, sc in ((self.label, 0.7), (self.state, 0.6), (self.place, 0.55), (self.shape, 0.5)):
+            for m in pat.finditer(text):
+                s, e = m.span("n")
+                if pat is self.place:
+                    first = text[s:e].split()[0]
+                    if first in _NOT_PLACES or first in _NOT_NAMES:
+                        continue
+                out.append(RecognizerResult("LOCATION", s, e, sc))
+        return out
+
+
 # --------------------------------------------------------------------------------------------------
 # the set the masker runs
 # --------------------------------------------------------------------------------------------------
@@ -762,6 +802,8 @@ def build_recognizers() -> list[GatedRecognizer]:
     gaz.load()
     loc = LocationCueRecognizer(gaz)
     loc.load()
+    post = PostcodeRecognizer()
+    post.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
         GatedRecognizer(UrlRecognizer(), ["URL"], "dotword"),
@@ -773,6 +815,7 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(IbanMod97Recognizer(), ["IBAN_CODE"], "digit"),
         GatedRecognizer(PhonePatternRecognizer(), ["PHONE_NUMBER"], "digit"),
         GatedRecognizer(addr, ["LOCATION"], "digit"),
+        GatedRecognizer(post, ["LOCATION"], "digit"),
         GatedRecognizer(cue, ["PERSON"], ""),
         GatedRecognizer(gaz, ["LOCATION"], ""),
         GatedRecognizer(loc, ["LOCATION"], ""),
