@@ -183,3 +183,47 @@ def test_false_masking_rate_on_banking77(masker, banking):
     masked = sum(bool(s) for s in masker.analyze(banking))
     print(f"Banking77 texts with something masked: {masked} of {len(banking)}")
     assert masked / len(banking) <= 0.01
+
+
+@pytest.mark.parametrize("text,value", [
+    ("follow up with dana k reyes in a couple of weeks", "dana k reyes"),
+    ("Thanks, Marisol", "Marisol"),
+    ("Please don't leave yet, Bartholomew!", "Bartholomew"),
+    ("Evander here, my card was declined", "Evander"),
+    ("That was close! said Imogen to Casimir", "Casimir"),
+    ('Ottoline:"Is it done?"', "Ottoline"),
+])
+def test_person_cue_shapes(masker, text, value):
+    out = masker.mask_text(text).text
+    assert value not in out and "<PERSON_1>" in out, out
+
+
+def test_lower_case_text_goes_through_ner_as_a_capitalised_copy(masker):
+    assert masker.title_copy("follow up with maria lopez") == "Follow up with Maria Lopez"
+    assert masker.title_copy("Already Capitalised") is None
+    assert masker.title_copy("found card, how to put it back in app") is not None
+    assert masker.analyze(["found card, how to put it back in app"])[0] == []
+
+
+@pytest.mark.parametrize("text,value", [
+    ("ZIP: 48750", "48750"), ("my postcode is SW1A 1AA", "SW1A 1AA"), ("postal code 050040", "050040"),
+    ("Austin, TX 78701-1234", "78701-1234"), ("moving to Ottawa ON K1A 0B1", "K1A 0B1"),
+    ("we opened an office in Costamezzana 43015 last year", "Costamezzana 43015"),
+])
+def test_standalone_postcodes(masker, text, value):
+    spans = masker.analyze([text])[0]
+    s = text.index(value)
+    assert any(t == "LOCATION" and ps <= s and pe >= s + len(value) for t, ps, pe in spans), spans
+
+
+def test_postcode_shapes_need_an_address_word(masker):
+    for t in ("I paid 48750 tenge in January 2020", "transfer 1500 to my savings", "order 12345 is late"):
+        assert masker.analyze([t])[0] == [], t
+
+
+def test_ner_windows_cover_candidates_only(masker):
+    text = ("i need some help because the transfer that i made yesterday evening from my savings account has "
+            "not arrived yet and the person waiting for it is Dauren")
+    wins = masker.ner_windows(text)
+    assert wins and wins[-1][1] == len(text) and wins[0][0] > 0
+    assert masker.ner_windows("how do i top up my card?") == []
