@@ -390,6 +390,32 @@ class SlavicTurkicNameRecognizer(EntityRecognizer):
         return out
 
 
+class LowerSurnameRecognizer(EntityRecognizer):
+    """Lower-case names with an unmistakable Russian/Kazakh/Georgian surname or patronymic ending
+    ("olga krylova", "eric g. samoylova"), with the first name and initial before it."""
+
+    _ENDINGS = r"ova|eva|yova|enko|ovich|evich|ovna|evna|skaya|shvili|bekov|bekova|bayev|bayeva|baev|baeva|kyzy"
+    _NOT = {"supernova", "casanova", "geneva", "jehova", "bossanova", "villanova"}
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="LowerSurnameRecognizer")
+
+    def load(self) -> None:
+        self.pattern = regex.compile(
+            rf"(?:(?P<first>\b[a-zß-ÿ][a-zß-ÿ'-]{{1,}})[ \t]+(?:[a-z]\.?[ \t]+)?)?(?P<last>\b[a-zß-ÿ]{{3,}}(?:{self._ENDINGS}))\b")
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in self.pattern.finditer(text):
+            if m.group("last") in self._NOT:
+                continue
+            s = m.start("last")
+            if m.group("first") and m.group("first") not in _STOP:
+                s = m.start("first")
+            out.append(RecognizerResult("PERSON", s, m.end("last"), 0.6))
+        return out
+
+
 # --------------------------------------------------------------------------------------------------
 # addresses (hand-written patterns: spaCy's small model tags cities, rarely house numbers, streets or units)
 # --------------------------------------------------------------------------------------------------
@@ -804,6 +830,8 @@ def build_recognizers() -> list[GatedRecognizer]:
     loc.load()
     post = PostcodeRecognizer()
     post.load()
+    lower_sur = LowerSurnameRecognizer()
+    lower_sur.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
         GatedRecognizer(UrlRecognizer(), ["URL"], "dotword"),
@@ -821,4 +849,5 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(loc, ["LOCATION"], ""),
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
         GatedRecognizer(slav, ["PERSON"], "upper"),
+        GatedRecognizer(lower_sur, ["PERSON"], ""),
     ]
