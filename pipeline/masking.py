@@ -366,14 +366,22 @@ class Masker:
 def _reconcile(pattern: list[tuple[str, int, int, float]], ner: list[tuple[str, int, int, float]]):
     """NER type confusions the rules can settle: an unknown single word NER calls a place but a person cue
     or a surname shape points at ("my kid Alina", "starring Adamska") is a person; a name NER calls a
-    person that is a known place (gazetteer, score 0.9) is a place."""
+    person that a location cue or an address covers, and no person cue points at, is a place (a known
+    place from the gazetteer, score 0.9, wins over NER anyway)."""
     persons = [p for p in pattern if p[0] == "PERSON"]
     places = [p for p in pattern if p[0] == "LOCATION" and p[3] >= 0.9]
     out = list(pattern)
+    cue_places = [p for p in pattern if p[0] == "LOCATION" and p[3] < 0.9]
     for t, s, e, sc in ner:
         if t == "LOCATION" and any(ps < e and pe > s for _, ps, pe, _ in persons) and \
                 not any(ls <= s and le >= e for _, ls, le, _ in places):
             out.append(("PERSON", s, e, NER_SCORE + 0.01))
+            continue
+        # "originally from Eckenroth", "arrived at Lendava", "based in Pelhrimov": a word NER calls a
+        # person that a location cue points at, and no person cue does, is a place
+        if t == "PERSON" and any(ls <= s and le >= e for _, ls, le, _ in cue_places) and \
+                not any(ps < e and pe > s for _, ps, pe, _ in persons):
+            out.append(("LOCATION", s, e, NER_SCORE + 0.01))
             continue
         out.append((t, s, e, sc))
     return out
