@@ -2,8 +2,9 @@
 
 Detection = Presidio recognizers (pattern + checksum, see ``pipeline.recognizers``) + spaCy NER run with
 only its ``ner`` component (the tagger, parser, lemmatizer and attribute ruler do not feed NER in
-``en_core_web_sm`` and cost ~2/3 of the time) + name and address heuristics. Texts that cannot hold a
-named entity skip the NER pass, identical texts are analysed once.
+``en_core_web_sm`` and cost ~2/3 of the time) + name and address heuristics. NER reads only windows around
+words that can start a name or a place (texts with none skip it), lower-case texts also as a Capitalised
+copy (persons only), and identical texts are analysed once.
 
 Placeholders: ``<TYPE_n>``, numbered per text in order of first appearance; the same value (after
 normalisation: case, spaces, separators in numbers, the 8/+7 trunk prefix of Kazakh phones) gets the same
