@@ -92,6 +92,19 @@ class DedupSpec(_Strict):
     backend: Literal["rensa", "datasketch"] = "rensa"  # MinHash LSH implementation
     # LSH bands; None -> the fewest candidates that still catch a pair at the threshold with p >= 0.999
     lsh_bands: int | None = None
+    # A short ticket with one typo loses up to 2n of its shingles: two template texts of
+    # typo_min_chars..typo_max_chars characters one edit apart (insert, delete, substitute, swap two
+    # neighbours) are near duplicates. Found by a deletion-neighbourhood index, verified exactly; 0 disables.
+    typo_edits: Literal[0, 1] = 1
+    typo_min_chars: int = 20
+    typo_max_chars: int = 120
+    # Containment: the shorter text's shingles (almost) all in the longer one. None (default) disables it:
+    # on Banking77 the words a longer text adds are mostly qualifiers that change the intent ("... at
+    # stores", "... in China"), see benchmarks/bench_dedup.py; fillers are dropped by normalize_template.
+    containment: float | None = None  # |A & B| / min(|A|, |B|), e.g. 0.9
+    containment_min_shingles: int = 15  # the shorter text needs this many shingles (~19 characters)
+    # ... and the pair must keep this Jaccard; LSH candidates are generated at min(threshold, this)
+    containment_min_jaccard: float = 0.6
 
 
 class LabelCheckSpec(_Strict):

@@ -2,9 +2,12 @@
 
 Exact duplicates share a normalised text (case, Unicode form, whitespace and end punctuation
 ignored). Near duplicates and templated tickets share most character n-grams of a *template* text
-(placeholders reduced to their type, numbers and ids collapsed) and are found with MinHash LSH
-(rensa by default, datasketch as an alternative backend), then verified by exact Jaccard so the LSH
-never contributes a false positive. Verified pairs are joined by union-find with a size cap so that
+(placeholders reduced to their type; amounts, references, upper-case merchant names and numbers
+collapsed; greeting and politeness fillers dropped) and are found with MinHash LSH (rensa by
+default, datasketch as an alternative backend), then verified exactly so the LSH never contributes
+a false positive. A pair is near if its Jaccard is >= the threshold, or (short texts) the two
+templates are one typing slip apart, or (optional, `DedupSpec.containment`) the shorter text is
+contained in the longer. Verified pairs are joined by union-find with a size cap so that
 chained similarity (a~b~c~...) cannot swallow a whole class. Cluster ids are derived from content,
 so a cluster keeps its id when unrelated tickets are added.
 
@@ -44,9 +47,38 @@ _WS = re.compile(r"\s+")
 # The type is upper case; the token is digits or lower-case hex, so <CREDIT_CARD_1> gives CREDIT_CARD.
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9]*(?:_[A-Z][A-Z0-9]*)*?)(?:_(?:[0-9]+|[0-9a-f]{4,}))?>")
 # Mixed letter+digit tokens of 6+ characters (order numbers, references, masked ids) -> <id>.
-_ALNUM_ID = re.compile(r"\b(?=[a-z0-9]*[0-9])(?=[a-z0-9]*[a-z])[a-z0-9]{6,}\b")
+_ALNUM_ID = re.compile(r"\b(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,}\b")
+# IBAN-shaped references printed in groups ("KZ39 070K ZT11 1650 6928", "GB80 MIDL 5639 5840 7839 06").
+_SPACED_ID = re.compile(r"\b[A-Z]{2}[0-9]{2}(?: [A-Z0-9]{2,6}){2,}\b")
+# Amounts with their currency ("41200.00 KZT", "$1,234.56", "5 €") -> <amount>: system notifications
+# print the same message in several currencies. Three capitals after a number are a currency code.
+_CUR = r"[$€£¥₽₸]"
+_AMOUNT = re.compile(rf"{_CUR}\s?\d+(?:[.,]\d+)*|\b\d+(?:[.,]\d+)*\s?(?:{_CUR}|[A-Z]{{3}}\b)")
+# Upper-case names: merchant descriptors on card statements ("MAGNUM ALMATY", "APPLE.COM/BILL",
+# "CHOCOFOOD") -> <name>. A run of 2+ all-caps words, or one all-caps token of 6+ characters; short
+# single acronyms (ATM, PIN, USD, SWIFT) carry the request and stay. Not applied to shouted texts.
+_CAPS_TOKEN = r"[A-Z][A-Z0-9&'./-]*[A-Z0-9]"
+_CAPS_NAME = re.compile(rf"(?<![\w<]){_CAPS_TOKEN}(?: {_CAPS_TOKEN})+(?![\w>])|(?<![\w<])[A-Z][A-Z0-9&'./-]{{4,}}[A-Z0-9](?![\w>])")
 # Amounts, dates, times, card fragments: a digit run with internal separators -> one 0.
 _NUMBER = re.compile(r"\d+(?:[.,:/\-]\d+)*")
+# Greetings, closings and politeness fillers carry no request; rewordings add or drop them at will
+# ("Where do I go for a refund? ASAP"), and in a short ticket they are a third of the shingles.
+# A short hand-written list on purpose: a corpus-frequency stop list (IDF) would also strip the
+# frequent words that carry the intent in a support corpus ("card", "transfer", "top up"), and a
+# general stop-word list drops negations ("not", "can't") that flip the request.
+_GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening|day)|excuse me)(?: there| team| all)?"
+    r"\b[\s,.!:;-]*)+"
+)
+_FILLER = re.compile(
+    r"\b(?:(?:please|pls|plz) help|help (?:please|pls|plz)|please|pls|plz|asap|"
+    r"thank(?:s| you| u)(?: (?:so much|very much|a lot|in advance))?|thx|ty|(?:kind |best )?regards|cheers)\b"
+)
+# Chat shorthand that rewordings swap in and out ("do u offer", "ur app").
+_SHORTHAND = {"u": "you", "ur": "your", "r": "are"}
+_SHORTHAND_RE = re.compile(r"\b(?:u|ur|r)\b")
+# After fillers are cut: no space before a stop or comma, and a run of them becomes its first ("??", "? !").
+_PUNCT_RUN = re.compile(r"\s*([,.!?;:])(?:\s*[,.!?;:])*")
 
 
 def _strip_end_punct(s: str) -> str:
@@ -68,15 +100,35 @@ def normalize_text(text: str) -> str:
     return _strip_end_punct(s)
 
 
+def _shouted(s: str) -> bool:
+    upper = sum(c.isupper() for c in s)
+    return upper > 8 and upper > sum(c.islower() for c in s)
+
+
 def normalize_template(text: str) -> str:
-    """Key for templates: placeholders to their type, ids to <id>, numbers to 0, then `normalize_text`."""
+    """Key for templates and near duplicates.
+
+    Placeholders to their type, amounts with a currency to <amount>, references to <id>, upper-case
+    merchant names to <name>, then `normalize_text`, other numbers to 0, greeting/politeness fillers
+    dropped and punctuation runs collapsed. Idempotent.
+    """
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return ""
     s = _PLACEHOLDER.sub(lambda m: f"<{m.group(1).lower()}>", unicodedata.normalize("NFKC", str(text)))
-    s = normalize_text(s)
+    s = _WS.sub(" ", s)
+    s = _AMOUNT.sub("<amount>", s)
+    s = _SPACED_ID.sub("<id>", s)
     s = _ALNUM_ID.sub("<id>", s)
+    if not _shouted(s):
+        s = _CAPS_NAME.sub("<name>", s)
+    s = normalize_text(s)
     s = _NUMBER.sub("0", s)
-    return s
+    s = _GREETING.sub("", s)
+    s = _FILLER.sub(" ", s)
+    s = _SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0)], s)
+    s = _PUNCT_RUN.sub(r"\1", s)
+    s = _WS.sub(" ", s).strip()
+    return _strip_end_punct(s)
 
 
 def _char_ngrams(s: str, n: int) -> set[str]:
@@ -117,11 +169,45 @@ def lsh_params(num_perm: int, threshold: float, bands: int | None = None, min_re
     return best
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """True if a and b differ by one typing slip inside a word of 4+ characters.
+
+    A slip is one insertion, deletion, substitution or swap of neighbouring characters. In a 2-3
+    letter word one edit is usually another word with another meaning ("uk"/"us", "pin"/"pen").
+    """
+    if len(a) < len(b):
+        a, b = b, a
+    if len(a) - len(b) > 1 or a == b:
+        return False
+    i = 0
+    while i < len(b) and a[i] == b[i]:
+        i += 1
+    if len(a) != len(b):
+        ok = a[i + 1 :] == b[i:]
+    else:
+        ok = a[i + 1 :] == b[i + 1 :] or (
+            i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :])
+    if not ok:
+        return False
+    wa, wb = a.split(), b.split()
+    if len(wa) != len(wb):  # a space added or dropped: "top up" / "topup"
+        return True
+    diff = [(x, y) for x, y in zip(wa, wb) if x != y]
+    return len(diff) == 1 and min(len(diff[0][0]), len(diff[0][1])) >= 4
+
+
+def _deletion_keys(t: str) -> set[int]:
+    # Two strings one edit apart share a key: the shorter itself (insert/delete), or both with the
+    # edited/swapped character deleted. Hashes keep the index small; every hit is verified exactly.
+    return {hash(t)} | {hash(t[:k] + t[k + 1 :]) for k in range(len(t))}
+
+
 # --------------------------------------------------------------------------------------------
 # MinHash LSH index
 # --------------------------------------------------------------------------------------------
 class NearDupIndex:
-    """MinHash LSH over template shingles, with exact-Jaccard verification of every candidate.
+    """MinHash LSH over template shingles plus a one-edit index over short templates; every
+    candidate is verified exactly (`is_near`, `_one_edit`).
 
     Keys are the caller's strings; internally items are numbered because rensa keys are integers.
     """
@@ -129,16 +215,25 @@ class NearDupIndex:
     def __init__(self, spec: DedupSpec, threshold: float | None = None):
         self.spec = spec
         self.threshold = spec.threshold if threshold is None else float(threshold)
-        self.bands, self.rows = lsh_params(spec.num_perm, self.threshold, spec.lsh_bands)
+        self.containment = spec.containment
+        # LSH must also surface the containment pairs, whose Jaccard can be as low as
+        # containment_min_jaccard; every candidate is verified exactly, so a lower LSH threshold only
+        # costs candidates, never precision.
+        self.candidate_threshold = self.threshold
+        if self.containment is not None:
+            self.candidate_threshold = min(self.threshold, spec.containment_min_jaccard)
+        self.bands, self.rows = lsh_params(spec.num_perm, self.candidate_threshold, spec.lsh_bands)
         self.num_perm = self.bands * self.rows
         self.backend = spec.backend
         self.keys: list[str] = []
         self.sets: list[set[str]] = []
+        self.templates: list[str | None] = []
         self._minhashes: list = []
+        self._typo_keys: dict[int, list[int]] = {}
         if self.backend == "rensa":
             from rensa import RMinHashLSH
 
-            self._lsh = RMinHashLSH(self.threshold, self.num_perm, self.bands)
+            self._lsh = RMinHashLSH(self.candidate_threshold, self.num_perm, self.bands)
         elif self.backend == "datasketch":
             from datasketch import MinHashLSH
 
@@ -166,9 +261,15 @@ class NearDupIndex:
     def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
         if len(keys) != len(texts):
             raise ValueError("keys and texts must have the same length")
-        self._add_sets([str(k) for k in keys], self._shingle(texts))
+        templ = [normalize_template(t) for t in texts]
+        self._add_sets([str(k) for k in keys], [_char_ngrams(t, self.spec.ngram) for t in templ], templ)
 
-    def _add_sets(self, keys: list[str], sets: list[set[str]]) -> None:
+    def _typo_eligible(self, t: str | None) -> bool:
+        return (self.spec.typo_edits > 0 and t is not None
+                and self.spec.typo_min_chars <= len(t) <= self.spec.typo_max_chars)
+
+    def _add_sets(self, keys: list[str], sets: list[set[str]], templates: Sequence[str] | None = None) -> None:
+        """Index shingle sets; with their template texts the one-edit rule applies too."""
         start = len(self.keys)
         mhs = self._minhash(sets)
         if self.backend == "rensa":
@@ -177,8 +278,14 @@ class NearDupIndex:
             with self._lsh.insertion_session() as session:
                 for i, mh in enumerate(mhs):
                     session.insert(start + i, mh, check_duplication=False)
+        templates = list(templates) if templates is not None else [None] * len(sets)
+        for i, t in enumerate(templates):
+            if self._typo_eligible(t):
+                for h in _deletion_keys(t):
+                    self._typo_keys.setdefault(h, []).append(start + i)
         self.keys.extend(keys)
         self.sets.extend(sets)
+        self.templates.extend(templates)
         self._minhashes.extend(mhs)
 
     # -- querying --------------------------------------------------------------------------
@@ -187,31 +294,61 @@ class NearDupIndex:
             return [list(c) for c in self._lsh.query_all(mhs)]
         return [list(self._lsh.query(mh)) for mh in mhs]
 
-    def _verified(self, sets: list[set[str]], mhs: list) -> list[list[tuple[int, float]]]:
+    def is_near(self, a: set[str], b: set[str]) -> tuple[bool, float]:
+        """(near duplicate?, Jaccard) of two shingle sets, exactly.
+
+        Near: Jaccard >= threshold, or the shorter set lies in the longer one (containment >=
+        spec.containment) with at least spec.containment_min_shingles shingles and Jaccard >=
+        spec.containment_min_jaccard.
+        """
+        inter = len(a & b)
+        la, lb = len(a), len(b)
+        j = 1.0 if not la and not lb else inter / (la + lb - inter)
+        if j >= self.threshold:
+            return True, j
+        short = min(la, lb)
+        if (self.containment is not None and short >= self.spec.containment_min_shingles
+                and j >= self.spec.containment_min_jaccard and inter >= self.containment * short):
+            return True, j
+        return False, j
+
+    def _typo_candidates(self, t: str | None) -> set[int]:
+        if not self._typo_keys or not self._typo_eligible(t):
+            return set()
+        out: set[int] = set()
+        for h in _deletion_keys(t):
+            out.update(self._typo_keys.get(h, ()))
+        return out
+
+    def _verified(self, sets: list[set[str]], mhs: list,
+                  templates: Sequence[str | None] | None = None) -> list[list[tuple[int, float]]]:
+        templates = templates if templates is not None else [None] * len(sets)
         out = []
-        for s, cands in zip(sets, self._candidates(mhs)):
+        for s, t, cands in zip(sets, templates, self._candidates(mhs)):
+            typo = {c for c in self._typo_candidates(t) if _one_edit(t, self.templates[c])}
             hits = []
-            for c in sorted(cands):
-                j = _jaccard(s, self.sets[c])
-                if j >= self.threshold:
+            for c in sorted(set(cands) | typo):
+                ok, j = self.is_near(s, self.sets[c])
+                if ok or c in typo:
                     hits.append((c, j))
             out.append(hits)
         return out
 
     def query_scored(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """Per text: (key, exact Jaccard) of indexed items at or above the threshold."""
-        sets = self._shingle(texts)
-        hits = self._verified(sets, self._minhash(sets))
+        """Per text: (key, exact Jaccard) of indexed near duplicates (see `is_near`, and one edit apart)."""
+        templ = [normalize_template(t) for t in texts]
+        sets = [_char_ngrams(t, self.spec.ngram) for t in templ]
+        hits = self._verified(sets, self._minhash(sets), templ)
         return [[(self.keys[c], j) for c, j in row] for row in hits]
 
     def query(self, texts: Sequence[str]) -> list[list[str]]:
-        """Per text: keys of indexed items whose exact template Jaccard is >= the threshold."""
+        """Per text: keys of indexed near duplicates (exact Jaccard >= threshold, or containment)."""
         return [[k for k, _ in row] for row in self.query_scored(texts)]
 
     def self_pairs(self) -> list[tuple[int, int, float]]:
         """Verified pairs (i < j, jaccard) among the indexed items, by internal position."""
         pairs = []
-        for i, hits in enumerate(self._verified(self.sets, self._minhashes)):
+        for i, hits in enumerate(self._verified(self.sets, self._minhashes, self.templates)):
             pairs.extend((i, c, j) for c, j in hits if c > i)
         return pairs
 
@@ -275,7 +412,7 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec) -> tuple[pd.DataFrame, dict
     row_node = np.fromiter((node_of[t] for t in templ), dtype=np.int64, count=len(templ))
 
     index = NearDupIndex(spec)
-    index._add_sets([str(i) for i in range(len(nodes))], [_char_ngrams(t, spec.ngram) for t in nodes])
+    index._add_sets([str(i) for i in range(len(nodes))], [_char_ngrams(t, spec.ngram) for t in nodes], nodes)
     pairs = index.self_pairs()
     pairs.sort(key=lambda p: (-p[2], p[0], p[1]))  # strongest links first, ties by content order
 
