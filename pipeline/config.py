@@ -180,8 +180,8 @@ class EvaluationSpec(_Strict):
                            price_training_per_1m=25.0, ft_price_input_per_1m=3.75, ft_price_output_per_1m=15.0),
         ]
     )
-    few_shot_k: int = 5  # examples per label... capped by few_shot_max
-    few_shot_max: int = 154
+    few_shot_k: int = 5  # examples per label, from train only
+    few_shot_max: int = 400  # cap on all examples in one prompt (77 labels x 5 = 385)
     repeats: int = 2  # runs per candidate, for the stability figure
     bootstrap: int = 1000
     sample_size: int | None = None  # None -> the whole frozen test set
