@@ -11,7 +11,7 @@ Prints, in one run:
   * with --sample-manifest: on the bundled sample (`python -m pipeline.sample`), planted near-duplicate
     pairs put in one cluster and clusters per planted template (raw landing texts, or --masked).
 
-Usage: .venv/bin/python benchmarks/bench_dedup.py [--data /work/shared/data/banking77]
+Usage: .venv/bin/python benchmarks/bench_dedup.py [--data pipeline/data/banking77]
            [--sample-manifest /tmp/dd/manifest.json --sample-dir /tmp/dd/landing [--masked]]
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from scipy import sparse
 
 from pipeline.config import DedupSpec
 from pipeline.dedup import NearDupIndex, _char_ngrams, cross_pairs, find_clusters, normalize_template
+from pipeline.config import DATA_DIR
 
 
 def false_merges(tr: pd.DataFrame, spec: DedupSpec) -> str:
@@ -124,7 +125,7 @@ def brute_force_twins(train_sets: list[set], test_sets: list[set]) -> np.ndarray
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/banking77")
+    ap.add_argument("--data", default=str(DATA_DIR / "banking77"))
     ap.add_argument("--sample-manifest", type=Path)
     ap.add_argument("--sample-dir", type=Path)
     ap.add_argument("--masked", action="store_true", help="mask the sample texts first (about 30 s)")

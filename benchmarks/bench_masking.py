@@ -27,6 +27,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.pii_eval import default_data_path, load_records, score  # noqa: E402
+from pipeline.config import DATA_DIR
 
 PLANTS = [  # (template, entity type); values are generated, not copied from any data set
     ("My name is {name}.", "PERSON"), ("please call me on {phone}", "PHONE_NUMBER"),
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--data", default=None, help="Presidio-research JSON (default: the bundled synth set)")
-    ap.add_argument("--banking", default="/work/shared/data/banking77/train.csv",
+    ap.add_argument("--banking", default=str(DATA_DIR / "banking77" / "train.csv"),
                     help="CSV with a text column (Banking77); falls back to the synth texts")
     ap.add_argument("--stream", type=int, default=0, help="also mask N generated tickets, print peak RSS")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of Presidio then tunegate")

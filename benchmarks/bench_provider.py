@@ -42,8 +42,9 @@ from openai.types.chat import ChatCompletion  # noqa: E402
 from pipeline import prompts as pr  # noqa: E402
 from pipeline.endpoint import LocalProvider, complete_many  # noqa: E402
 from pipeline.evaluation import select_few_shot  # noqa: E402
+from pipeline.config import DATA_DIR
 
-DATA = Path("/work/shared/data/banking77")
+DATA = DATA_DIR / "banking77"
 TAXONOMY = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "taxonomy.yaml"
 KINDS = ("zero_shot", "long_prompt", "few_shot")
 

@@ -51,6 +51,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.preprocessing import normalize
+from pipeline.config import DATA_DIR
 
 BASE_MODELS = ("tg-small", "tg-large")
 NO_LABELS_ANSWER = "I can't choose a category: the prompt lists no labels."
@@ -707,8 +708,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", action="store_true")
-    ap.add_argument("--train", default="/work/shared/data/banking77/train.csv")
-    ap.add_argument("--test", default="/work/shared/data/banking77/test.csv")
+    ap.add_argument("--train", default=str(DATA_DIR / "banking77" / "train.csv"))
+    ap.add_argument("--test", default=str(DATA_DIR / "banking77" / "test.csv"))
     ap.add_argument("--taxonomy", default=str(__import__("pathlib").Path(__file__).parent / "data" / "taxonomy.yaml"))
     ap.add_argument("--limit", type=int, default=None)
     a = ap.parse_args()

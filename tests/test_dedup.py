@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from pipeline.config import DedupSpec
+from pipeline.config import DATA_DIR, DedupSpec
 from pipeline.dedup import (
     NearDupIndex,
     _jaccard,
@@ -21,7 +21,7 @@ from pipeline.dedup import (
     shingles,
 )
 
-DATA = "/work/shared/data/banking77"
+DATA = str(DATA_DIR / "banking77")
 
 
 def _frame(texts, labels, prefix, start="2024-01-01", seed=0) -> pd.DataFrame:

@@ -213,7 +213,7 @@ def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_pa
 # ------------------------------------------------------------------------------------ integration
 def test_run_evaluation_through_the_embedded_provider(tmp_path):
     """zero_shot, long_prompt and few_shot for tg-small on 10 labels x 8 test rows, for real."""
-    endpoint = pytest.importorskip("pipeline.endpoint")
+    import pipeline.endpoint as endpoint
     from pipeline.evaluation import run_evaluation
 
     cfg = load_config(None, evaluation={"models": [{"name": "tg-small", "price_input_per_1m": 0.15,

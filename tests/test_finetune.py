@@ -17,10 +17,11 @@ from pipeline.config import EndpointSpec, FinetuneSpec, load_config
 from pipeline.finetune import (FinetuneFailed, FinetuneTimeout, follow, job_row, poll_once,
                                submit_or_reuse)
 from pipeline.finetune_files import build_finetune_files, files_hash
+from pipeline.config import DATA_DIR
 
-endpoint = pytest.importorskip("pipeline.endpoint", reason="the embedded provider is not available")
+import pipeline.endpoint as endpoint
 
-BANKING77 = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
+BANKING77 = DATA_DIR / "banking77" / "train.csv"
 if not BANKING77.exists():
     BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "banking77" / "train.csv"
 

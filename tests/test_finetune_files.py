@@ -11,8 +11,9 @@ from pipeline.config import CandidateModel, load_config
 from pipeline.finetune_files import (build_finetune_files, default_epochs, num_tokens_from_messages,
                                      validate_jsonl)
 from pipeline.prompts import system_prompt
+from pipeline.config import DATA_DIR
 
-BANKING77 = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
+BANKING77 = DATA_DIR / "banking77" / "train.csv"
 if not BANKING77.exists():  # the copy bundled with the package
     BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "banking77" / "train.csv"
 

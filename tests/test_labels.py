@@ -8,8 +8,9 @@ import pytest
 from pipeline.config import DEFAULT_TAXONOMY_FILE, DedupSpec, LabelCheckSpec, load_taxonomy
 from pipeline.dedup import find_clusters
 from pipeline.labels import apply_policy, check_labels, detect_renames, label_key, normalize_labels
+from pipeline.config import DATA_DIR
 
-DATA = "/work/shared/data/banking77"
+DATA = str(DATA_DIR / "banking77")
 SWITCH = pd.Timestamp("2024-07-01", tz="UTC")
 RECALL_FLOOR = 0.85  # measured 0.96 on 100 planted errors (see README / benchmark notes)
 

@@ -13,9 +13,9 @@ import tiktoken
 
 from pipeline import provider_models as pm
 from pipeline.endpoint import LocalProvider, complete_many
+from pipeline.config import DATA_DIR
 
-DATA = Path("/work/shared/data/banking77")
-pytestmark = pytest.mark.skipif(not (DATA / "train.csv").exists(), reason="Banking77 data not available")
+DATA = DATA_DIR / "banking77"
 
 
 def _subset(n_labels: int = 20, per_label: int = 20, test_per_label: int = 8):

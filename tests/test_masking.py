@@ -14,8 +14,9 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 from pipeline.leak_guard import scan_residual  # noqa: E402
 from pipeline.masking import Masker, mask_file  # noqa: E402
 from pipeline.recognizers import kz_bin_ok, kz_iin_ok, luhn_ok  # noqa: E402
+from pipeline.config import DATA_DIR
 
-BANKING = Path("/work/shared/data/banking77/train.csv")
+BANKING = DATA_DIR / "banking77" / "train.csv"
 SYNTH = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "pii" / "synth_dataset_v2.json"
 
 IIN = "900101300017"  # valid control digit, born 1990-01-01
@@ -36,8 +37,6 @@ def masker():
 
 @pytest.fixture(scope="module")
 def banking():
-    if not BANKING.exists():
-        pytest.skip("Banking77 reference data not available")
     with open(BANKING, newline="", encoding="utf-8") as fh:
         return [row["text"] for row in csv.DictReader(fh)][:2000]
 
