@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,8 +82,11 @@ def _clean_surrogates(values) -> list:
             for v in values]
 
 
-def _read_records(path: Path, encoding: str, sink: _Sink) -> tuple[str, list[tuple[int, dict]], list[str]]:
-    """Yield (row number, record dict) for each parseable record; reject the rest into the sink."""
+def _read_records(path: Path, encoding: str, sink: _Sink) -> tuple[str, list[tuple[int, dict]], list[str], int]:
+    """(format, parseable (row number, record) pairs, columns, records read); the rest go to the sink.
+
+    "Records read" is counted by the parser itself (CSV data rows, non-blank JSONL lines, Parquet
+    rows), so the accounting check can compare it with kept + quarantined."""
     name = path.name
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -90,17 +94,18 @@ def _read_records(path: Path, encoding: str, sink: _Sink) -> tuple[str, list[tup
             df = pq.read_table(path).to_pandas()
         except Exception as exc:  # corrupt or not Parquet at all
             sink.reject(name, 0, "unreadable_file", f"cannot read Parquet: {type(exc).__name__}", None)
-            return "parquet", [], []
+            return "parquet", [], [], 1
         df = df.astype(object).where(df.notna(), None)
-        return "parquet", [(i + 1, rec) for i, rec in enumerate(df.to_dict("records"))], list(df.columns)
+        return "parquet", [(i + 1, rec) for i, rec in enumerate(df.to_dict("records"))], list(df.columns), len(df)
 
     data = path.read_bytes()
     text, clean = _decode(data, encoding)
     if suffix in (".jsonl", ".json"):
-        records, columns = [], []
+        records, columns, n_read = [], [], 0
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
+            n_read += 1
             if not clean and _has_surrogates([line]):
                 sink.reject(name, lineno, "bad_encoding", f"line {lineno} is not valid {encoding}",
                             _clean_surrogates([line])[0])
@@ -117,19 +122,20 @@ def _read_records(path: Path, encoding: str, sink: _Sink) -> tuple[str, list[tup
                 if k not in columns:
                     columns.append(k)
             records.append((lineno, rec))
-        return "jsonl", records, columns
+        return "jsonl", records, columns, n_read
 
     # CSV: a real parser, since ticket texts may hold quoted newlines
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
-        return "csv", [], []
+        return "csv", [], [], 0
     header = [h.strip() for h in header]
-    records = []
+    records, n_read = [], 0
     for rowno, row in enumerate(reader, start=1):
         if not row:
             continue
+        n_read += 1
         if not clean and _has_surrogates(row):
             sink.reject(name, rowno, "bad_encoding", f"row {rowno} is not valid {encoding}",
                         dict(zip(header, _clean_surrogates(row))))
@@ -139,7 +145,7 @@ def _read_records(path: Path, encoding: str, sink: _Sink) -> tuple[str, list[tup
                         f"row {rowno} has {len(row)} fields, the header has {len(header)}", row)
             continue
         records.append((rowno, dict(zip(header, row))))
-    return "csv", records, header
+    return "csv", records, header, n_read
 
 
 def _as_text(value) -> tuple[str | None, bool]:
@@ -175,26 +181,29 @@ def ingest_landing(config: TunegateConfig, landing: Path | None = None) -> Inges
                           "message": "empty file: nothing to read"})
             warnings.append(f"{path.name}: empty file")
             continue
-        fmt, records, columns = _read_records(path, config.landing.encoding, sink)
+        fmt, records, columns, n_read = _read_records(path, config.landing.encoding, sink)
         known = {c for c in mapping.values() if c}
         unknown = [c for c in columns if c not in known]
         missing = [canon for canon, src in required.items() if src not in columns] if records else []
         message = ""
         if missing:
-            message = (f"required column(s) {', '.join(required[m] for m in missing)} not in file "
-                       f"(columns: {', '.join(columns)}); fix `columns:` in the config")
+            message = (f"required column(s) {', '.join(required[m] for m in missing)} not in the file's "
+                       f"{len(columns)} columns; fix `columns:` in the config (or the file has no header)")
+            if fmt == "csv":  # the header itself may be a data row: keep it too, never lose a record
+                n_read += 1
+                sink.reject(path.name, 0, "missing_column", "header row: " + message, columns)
             for rowno, rec in records:
                 sink.reject(path.name, rowno, "missing_column", message, rec)
         else:
             for rowno, rec in records:
                 _validate(rec, rowno, path.name, mapping, config, sink)
         if unknown:
-            warnings.append(f"{path.name}: ignored unknown column(s) {', '.join(unknown)}")
+            warnings.append(f"{path.name}: ignored {_describe_columns(unknown)}")
         kept, quarantined = len(sink.rows) - before_rows, len(sink.quarantine) - before_q
         status = "rejected" if missing else ("ok" if quarantined == 0 else "partial")
         files.append({"source_file": path.name, "format": fmt, "status": status,
-                      "rows_in": kept + quarantined, "rows_kept": kept, "rows_quarantined": quarantined,
-                      "unknown_columns": ",".join(unknown), "message": message})
+                      "rows_in": n_read, "rows_kept": kept, "rows_quarantined": quarantined,
+                      "unknown_columns": _describe_columns(unknown) if unknown else "", "message": message})
 
     tickets = pd.DataFrame(sink.rows, columns=TICKET_COLUMNS)
     tickets, dup_q = _resolve_duplicate_ids(tickets)
@@ -211,6 +220,20 @@ def ingest_landing(config: TunegateConfig, landing: Path | None = None) -> Inges
     tickets["source_row"] = tickets["source_row"].astype("int64")
     quarantine["source_row"] = quarantine["source_row"].astype("int64")
     return IngestResult(tickets.reset_index(drop=True), quarantine.reset_index(drop=True), files_df, warnings)
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$")
+
+
+def _describe_columns(names: list[str]) -> str:
+    """Column names for messages and metadata: identifier-like names are shown, anything else (a data
+    row read as a header, say) only counted, so no ticket text reaches a message."""
+    shown = [n for n in names if _IDENTIFIER.match(n)]
+    hidden = len(names) - len(shown)
+    parts = [f"unknown column(s) {', '.join(shown)}"] if shown else []
+    if hidden:
+        parts.append(f"{hidden} column name(s) that do not look like column names")
+    return "; ".join(parts)
 
 
 def _validate(rec: dict, rowno: int, fname: str, mapping: dict, config: TunegateConfig, sink: _Sink) -> None:

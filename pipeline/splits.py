@@ -68,9 +68,11 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
     """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out."""
     df = df.reset_index(drop=True).copy()
     df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold)
-    prev = previous.set_index("ticket_id")["split"] if len(previous) else pd.Series(dtype=object)
-    df["split"] = df["ticket_id"].map(prev).astype(object)
-    df["reason"] = np.where(df["split"].notna(), "kept", None)
+    prev = previous.set_index("ticket_id") if len(previous) else pd.DataFrame(columns=["split", "reason"])
+    df["split"] = df["ticket_id"].map(prev["split"]).astype(object)
+    # a kept ticket keeps its stored reason too, so an unchanged input gives an unchanged version
+    df["reason"] = df["ticket_id"].map(prev["reason"]).astype(object)
+    is_new = df["split"].isna()
 
     # inherit or hold out, group by group
     for key, members in df.groupby("group_key", sort=True):
@@ -110,7 +112,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         df.loc[idx, "split"] = unassigned["group_key"].map(choice)
         df.loc[idx, "reason"] = "new_group"
 
-    new_assign = df[df["reason"] != "kept"][["ticket_id", "split", "group_key", "reason"]].copy()
+    new_assign = df[is_new][["ticket_id", "split", "group_key", "reason"]].copy()
     tables = {}
     cols = [c for c in df.columns if c not in ("split", "reason")]
     for s in SPLITS:
@@ -129,6 +131,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         "multi_ticket_groups": int((group_sizes > 1).sum()),
         "largest_group": int(group_sizes.max()) if len(group_sizes) else 0,
         "reasons": {str(k): int(v) for k, v in df["reason"].value_counts().sort_index().items()},
+        "kept_from_earlier_versions": int((~is_new).sum()),
         "labels_missing_in_test": [lab for lab in labels if balance.loc[lab, "test"] == 0],
         "labels_missing_in_val": [lab for lab in labels if balance.loc[lab, "val"] == 0],
         "max_ratio_deviation": float(

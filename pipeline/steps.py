@@ -9,6 +9,7 @@ same state as a clean run: existing versions are reused, nothing is written twic
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
     storage.clean_stale_tmp(cfg.warehouse_path)
     res = ingest_landing(cfg)
     if res.rows_in == 0:
-        raise ValueError(f"no rows in landing folder {cfg.landing_path} "
-                         f"(files: {len(res.files)}; patterns {cfg.landing.patterns})")
+        raise ValueError(f"no records in landing folder {cfg.landing_path} "
+                         f"({len(res.files)} files; patterns {cfg.landing.patterns})")
     meta = {
         "rows_in": res.rows_in,
         "rows_kept": len(res.tickets),
@@ -64,9 +65,13 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
         "files": res.files.drop(columns=["message"]).to_dict("records"),
         "warnings": res.warnings,
     }
-    return _finish(cfg, "raw_tickets", storage.RAW_ZONE,
-                   {"tickets": res.tickets, "quarantine": res.quarantine, "files": res.files},
-                   len(res.tickets), [], run_id, meta)
+    out = _finish(cfg, "raw_tickets", storage.RAW_ZONE,
+                  {"tickets": res.tickets, "quarantine": res.quarantine, "files": res.files},
+                  len(res.tickets), [], run_id, meta)
+    if res.tickets.empty:  # the quarantine is kept (above) so the reasons can be read
+        raise ValueError(f"every one of the {res.rows_in} records in {cfg.landing_path} was quarantined: "
+                         f"{res.quarantine_counts()}")
+    return out
 
 
 # -- masked_tickets --------------------------------------------------------------------------------
@@ -80,26 +85,28 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", [r.text for r in results])
     masked["pii_types"] = [",".join(sorted(r.counts)) for r in results]
-    by_type: dict[str, int] = {}
+    by_type: Counter = Counter()
     for r in results:
-        for k, v in r.counts.items():
-            by_type[k] = by_type.get(k, 0) + v
+        by_type.update(r.counts)
     residual = scan_residual(masked["text"].tolist())
     residual_rows = [{"ticket_id": t, "types": ",".join(sorted(set(types)))}
                      for t, types in zip(masked["ticket_id"], residual) if types]
-    residual_by_type: dict[str, int] = {}
-    for row in residual_rows:
-        for t in row["types"].split(","):
-            residual_by_type[t] = residual_by_type.get(t, 0) + 1
+    residual_by_type = Counter(t for row in residual_rows for t in row["types"].split(","))
+    if residual_rows:  # never write text that still holds PII outside the raw zone
+        from pipeline.masking import PiiLeakError
+
+        raise PiiLeakError(f"the leak guard found structured PII left in {len(residual_rows)} masked tickets "
+                           f"({dict(sorted(residual_by_type.items()))}; ticket ids "
+                           f"{[r['ticket_id'] for r in residual_rows][:10]}); nothing was written")
     meta = {
         "rows": len(masked),
         "tickets_with_pii": int((masked["pii_types"] != "").sum()),
         "pii_share": round(float((masked["pii_types"] != "").mean()), 4) if len(masked) else 0.0,
         "entities_by_type": dict(sorted(by_type.items())),
         "residual_rows": len(residual_rows),
-        "residual_by_type": residual_by_type,
+        "residual_by_type": dict(residual_by_type),
         "residual_ticket_ids": [r["ticket_id"] for r in residual_rows][:50],
-        "salted_tokens": masker.salted if hasattr(masker, "salted") else None,
+        "salted_tokens": masker._key is not None,
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
@@ -154,6 +161,9 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     catalog = Catalog(cfg.catalog_path)
     labelled = _read(cfg, storage.CLEAN_ZONE, "labelled_tickets", labelled_version, "tickets")
     eligible = labelled[labelled["label"].notna() & labelled["is_representative"]].reset_index(drop=True)
+    if eligible.empty:
+        raise ValueError(f"no labelled ticket is left to split ({len(labelled)} labelled rows, none with a taxonomy "
+                         "label): check the quarantine and the label report of this run")
     result = assign_splits(eligible, catalog.split_assignments(), cfg.splits, cfg.dedup)
     tables = {k: v for k, v in result.tables.items()}
     leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)

@@ -81,7 +81,8 @@ def test_missing_required_column_is_a_clear_quarantine(tmp_path):
     landing.mkdir()
     pd.DataFrame({"ticket_id": ["a", "b"], "body": ["my card is lost", "where is my card"]}).to_csv(landing / "x.csv", index=False)
     res = ingest_landing(load_config(None, warehouse=str(tmp_path)))
-    assert len(res.tickets) == 0 and len(res.quarantine) == 2
+    # both rows and the header (which might have been a data row) are kept in the quarantine
+    assert len(res.tickets) == 0 and len(res.quarantine) == 3 and res.files["rows_in"].iloc[0] == 3
     assert set(res.quarantine["reason"]) == {"missing_column"}
     assert "customer_text" in res.files["message"].iloc[0]
 
@@ -95,4 +96,17 @@ def test_wrong_types_and_corrupt_parquet(tmp_path):
     (landing / "y.parquet").write_bytes(b"not a parquet file")
     res = ingest_landing(load_config(None, warehouse=str(tmp_path)))
     assert res.quarantine_counts() == {"unreadable_file": 1, "wrong_type": 1}
+    assert res.files["rows_in"].sum() == 3
     assert list(res.tickets["ticket_id"]) == ["b"]
+
+
+def test_headerless_file_loses_no_row_and_leaks_no_text(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "x.csv").write_text("My name is Aigerim Nurlanovna my card 4400430123456789 is lost,lost_or_stolen_card\n"
+                                   "where is my card,card_arrival\n")
+    res = ingest_landing(load_config(None, warehouse=str(tmp_path)))
+    assert len(res.quarantine) == 2 and set(res.quarantine["reason"]) == {"missing_column"}
+    assert res.files["rows_in"].iloc[0] == 2  # the first line, read as a header, is counted and kept
+    shown = " ".join(res.warnings) + " ".join(res.files["unknown_columns"]) + " ".join(res.files["message"])
+    assert "Aigerim" not in shown and "4400" not in shown

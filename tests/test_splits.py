@@ -85,3 +85,20 @@ def test_assignment_is_deterministic(banking):
     b = assign_splits(df.sample(frac=1, random_state=2), pd.DataFrame(), SPEC, DEDUP)
     for s in SPLITS:
         assert a.tables[s]["ticket_id"].tolist() == b.tables[s]["ticket_id"].tolist()
+
+
+def test_refresh_of_unchanged_input_gives_identical_tables(banking):
+    first = banking.head(3000)
+    r1 = assign_splits(first, pd.DataFrame(), SPEC, DEDUP)
+    test_rows = r1.tables["test"].head(20)
+    near = pd.DataFrame({"ticket_id": [f"NT{i}" for i in range(20)], "text": test_rows["text"] + "!!",
+                         "label": test_rows["label"].values})
+    both = pd.concat([first, near], ignore_index=True)
+    prev = _previous(r1)
+    r2 = assign_splits(both, prev, SPEC, DEDUP)
+    assert len(r2.tables["held_out"]) > 0
+    prev2 = pd.concat([prev, r2.new_assignments.assign(first_version="v2")], ignore_index=True)
+    r3 = assign_splits(both, prev2, SPEC, DEDUP)
+    assert len(r3.new_assignments) == 0
+    for s in r2.tables:
+        pd.testing.assert_frame_equal(r2.tables[s], r3.tables[s])
