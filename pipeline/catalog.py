@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS lineage_edges (
 CREATE TABLE IF NOT EXISTS dataset_versions (
     version TEXT PRIMARY KEY, path TEXT NOT NULL, config_hash TEXT, parent_version TEXT,
     n_train BIGINT, n_val BIGINT, n_test BIGINT, n_held_out BIGINT,
-    created_at TIMESTAMPTZ, run_id TEXT, meta JSON);
+    created_at TIMESTAMPTZ, run_id TEXT, meta JSON, last_published_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS split_assignments (
     ticket_id TEXT PRIMARY KEY, split TEXT NOT NULL, group_key TEXT NOT NULL,
     first_version TEXT NOT NULL, reason TEXT);
@@ -75,11 +75,17 @@ def now() -> datetime:
 class Catalog:
     """Short-lived, serialised access to the catalog file."""
 
+    _ready: set[str] = set()  # catalog files whose schema this process has already ensured
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        key = str(self.path.resolve())
+        if key in Catalog._ready and self.path.exists():
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             con.execute(SCHEMA)
+        Catalog._ready.add(key)
 
     @contextmanager
     def connect(self, read_only: bool = False, attempts: int = 40) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -172,14 +178,16 @@ class Catalog:
                         parent_version: str | None, run_id: str | None, meta: dict | None = None) -> bool:
         """Publish a dataset version with its new split assignments and per-ticket lineage, atomically.
 
-        Returns False when the version was already published (nothing is written twice)."""
+        Returns False when the version was already published: nothing is written twice, but it becomes
+        the latest version again (landing reverted to an earlier state serves that state)."""
         with self.connect() as con:
             if con.execute("SELECT 1 FROM dataset_versions WHERE version = ?", [version]).fetchone():
+                con.execute("UPDATE dataset_versions SET last_published_at = ? WHERE version = ?", [now(), version])
                 return False
-            con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [version, path, config_hash, parent_version, counts.get("train", 0), counts.get("val", 0),
                          counts.get("test", 0), counts.get("held_out", 0), now(), run_id,
-                         json.dumps(meta or {}, default=str)])
+                         json.dumps(meta or {}, default=str), now()])
             if len(assignments):
                 con.register("new_assign", assignments[["ticket_id", "split", "group_key", "first_version", "reason"]])
                 con.execute("INSERT INTO split_assignments SELECT * FROM new_assign ON CONFLICT DO NOTHING")
@@ -194,7 +202,7 @@ class Catalog:
 
     def dataset_version(self, version: str = "latest") -> dict:
         if version == "latest":
-            df = self.query("SELECT * FROM dataset_versions ORDER BY created_at DESC LIMIT 1")
+            df = self.query("SELECT * FROM dataset_versions ORDER BY last_published_at DESC LIMIT 1")
         else:
             df = self.query("SELECT * FROM dataset_versions WHERE version = ? OR version LIKE ? ORDER BY created_at DESC",
                             [version, version + "%"])
@@ -216,10 +224,14 @@ class Catalog:
             con.execute(f"INSERT OR REPLACE INTO finetune_jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                         values)
 
-    def find_job(self, dataset_version: str, config_hash: str, files_hash: str, base_model: str) -> dict | None:
+    def find_job(self, dataset_version: str, config_hash: str, files_hash: str, base_model: str,
+                 endpoint: str | None = None) -> dict | None:
+        """A usable job for this key; with `endpoint`, only one submitted to that endpoint."""
         df = self.query("""SELECT * FROM finetune_jobs WHERE dataset_version = ? AND config_hash = ? AND files_hash = ?
                            AND base_model = ? AND status NOT IN ('failed', 'cancelled')
-                           ORDER BY created_at DESC LIMIT 1""", [dataset_version, config_hash, files_hash, base_model])
+                           AND (? IS NULL OR endpoint = ?)
+                           ORDER BY created_at DESC LIMIT 1""",
+                        [dataset_version, config_hash, files_hash, base_model, endpoint, endpoint])
         return None if df.empty else df.iloc[0].to_dict()
 
     def record_evaluation(self, eval_id: str, dataset_version: str, candidate: str, model: str, approach: str,

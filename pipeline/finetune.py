@@ -230,7 +230,7 @@ def _submit_or_reuse(client: openai.OpenAI, catalog: Catalog, files: dict, key: 
     files_hash, base_model = key["files_hash"], key["base_model"]
 
     # 1. the catalog
-    found = catalog.find_job(dataset_version, config_hash, files_hash, base_model)
+    found = catalog.find_job(dataset_version, config_hash, files_hash, base_model, endpoint=endpoint_url)
     if found is not None:
         row = _normalise(found)
         if row["status"] == "succeeded":

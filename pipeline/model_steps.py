@@ -7,9 +7,12 @@ and returns a `StepOutput` with JSON-safe metadata (figures, never ticket text).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
 from pathlib import Path
 
+import openai
 import pandas as pd
 
 from pipeline import storage
@@ -25,17 +28,30 @@ def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: i
     return StepOutput(artifact, version, path, rows or 0, meta)
 
 
+class EndpointUnreachable(RuntimeError):
+    """The model endpoint did not answer; the message names it and where it is configured."""
+
+
+def _unreachable(endpoint: str, exc: Exception) -> EndpointUnreachable:
+    return EndpointUnreachable(f"the model endpoint {endpoint} cannot be reached ({type(exc).__name__}); "
+                               "check endpoint.base_url in the config or OPENAI_BASE_URL")
+
+
 def finetuned_bases(cfg: TunegateConfig) -> list:
     return [m for m in cfg.evaluation.models if m.finetune]
 
 
 def client_for(cfg: TunegateConfig):
-    """(openai client, base_url): the configured endpoint, OPENAI_BASE_URL, or the embedded provider."""
+    """(openai client, endpoint id): the configured endpoint, OPENAI_BASE_URL, or the embedded provider.
+
+    The id is the base URL, except for the embedded provider, whose port changes on every start:
+    there it names the provider's state folder, so jobs are found again after a restart."""
     from pipeline.endpoint import make_client, resolve_endpoint
 
     state = cfg.warehouse_path / "provider"
     base_url, _ = resolve_endpoint(cfg.endpoint, state)
-    return make_client(cfg.endpoint, state), base_url
+    embedded = not (cfg.endpoint.base_url or os.environ.get("OPENAI_BASE_URL"))
+    return make_client(cfg.endpoint, state), (f"embedded:{state}" if embedded else base_url)
 
 
 # -- finetune_files --------------------------------------------------------------------------------
@@ -43,24 +59,26 @@ def step_finetune_files(cfg: TunegateConfig, dataset_version: str, run_id: str |
     from pipeline.finetune_files import build_finetune_files, validate_jsonl
 
     splits = {s: read_split(cfg, dataset_version, s) for s in ("train", "val")}
-    final = cfg.warehouse_path / storage.CLEAN_ZONE / "finetune_files" / dataset_version
-    tmp = final.parent / f".tmp-{dataset_version}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    files = build_finetune_files(splits, cfg.taxonomy, tmp, style=cfg.finetune.prompt_style)
-    candidate = next((m for m in cfg.evaluation.models if m.name == cfg.finetune.base_model), None)
-    reports = {s: validate_jsonl(files[s]["path"], cfg.finetune.max_tokens_per_example, candidate, cfg.finetune.n_epochs)
-               for s in ("train", "val")}
-    if final.exists():
-        shutil.rmtree(tmp)
-    else:
-        tmp.rename(final)
+    root = cfg.warehouse_path / storage.CLEAN_ZONE / "finetune_files"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        files = build_finetune_files(splits, cfg.taxonomy, tmp, style=cfg.finetune.prompt_style)
+        candidate = next((m for m in cfg.evaluation.models if m.name == cfg.finetune.base_model), None)
+        reports = {s: validate_jsonl(files[s]["path"], cfg.finetune.max_tokens_per_example, candidate,
+                                     cfg.finetune.n_epochs) for s in ("train", "val")}
+        (tmp / "validation.json").write_text(json.dumps(reports, indent=2, sort_keys=True, default=str))
+        final = root / files["files_hash"][:16]  # named by content: other files, other folder
+        if not final.exists():
+            os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     for s in ("train", "val"):
         files[s]["path"] = str(final / Path(files[s]["path"]).name)
     files["out_dir"] = str(final)
-    (final / "validation.json").write_text(json.dumps(reports, indent=2, sort_keys=True, default=str))
     meta = {"files": files, "validation": reports, "ok": all(r["ok"] for r in reports.values())}
-    return _record(cfg, "finetune_files", files["files_hash"][:16], str(final),
+    return _record(cfg, "finetune_files", final.name, str(final),
                    files["train"]["rows"] + files["val"]["rows"], [("dataset_splits", dataset_version)], run_id,
                    _json_safe(meta))
 
@@ -73,6 +91,10 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
     catalog = Catalog(cfg.catalog_path)
     files = files_ref["meta"]["files"]
     client, base_url = client_for(cfg)
+    try:
+        client.models.list()
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise _unreachable(base_url, exc) from None
     jobs = {}
     for model in finetuned_bases(cfg):
         row = submit_or_reuse(client, catalog, files, dataset_version, cfg.finetune_hash(), cfg.finetune, model.name, base_url,
@@ -102,9 +124,13 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     client, _ = client_for(cfg)
     candidates = candidates_from_config(cfg, fine_tuned)
     result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log)
+    failed = [n for n, m in result.metrics.items() if m.get("n_errors", 0) >= result.n_rows]
+    if failed:  # a candidate with no answer at all is an outage, not a model to score
+        samples = {n: (result.metrics[n].get("errors_sample") or [None])[0] for n in failed}
+        raise RuntimeError(f"every request failed for {len(failed)} candidate(s) {failed}: {samples}")
     summary = result.to_dict()
     version = storage.content_hash({"predictions": result.predictions[["ticket_id", "candidate", "predicted"]].astype(str)},
-                                   extra=json.dumps(fine_tuned, sort_keys=True))
+                                   extra=json.dumps(fine_tuned, sort_keys=True) + cfg.hash())
     tables = {"predictions": result.predictions}
     version, folder = storage.write_version(cfg.warehouse_path, storage.CLEAN_ZONE, "holdout_evaluation", tables, version=version)
     (folder / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -135,14 +161,22 @@ def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run
     training_cost = {base: (j.get("cost") or 0.0) for base, j in job_ref["meta"]["jobs"].items()}
     out_dir = cfg.warehouse_path / "reports" / eval_ref["version"]
     report = build_report(result, cfg, training_cost, catalog.current_route(), out_dir)
+    # "latest" is a symlink swapped in one step: a reader never finds it missing or half-written
     latest = cfg.warehouse_path / "reports" / "latest"
-    tmp = latest.with_name(".latest-tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(out_dir, tmp)
-    if latest.exists():
+    link = latest.with_name(f".latest-{uuid.uuid4().hex[:8]}")
+    link.symlink_to(out_dir.name, target_is_directory=True)
+    if latest.exists() and not latest.is_symlink():
         shutil.rmtree(latest)
-    tmp.rename(latest)
+    os.replace(link, latest)
+    # the route comparison (pipeline.routes) reads each candidate's economics from the catalog
+    from pipeline.evaluation import eval_id
+
+    for cand in report.get("candidates", []):
+        metrics = {k: v for k, v in cand.items() if k not in ("per_class_f1", "per_class")}
+        metrics.update({k: v for k, v in (cand.get("economics") or {}).items()})
+        catalog.record_evaluation(eval_id(result.dataset_version, cand["name"], cfg.hash()), result.dataset_version,
+                                  cand["name"], cand["model"], cand["approach"], metrics,
+                                  str(out_dir / "report.json"))
     meta = {"report": str(out_dir / "report.html"), "recommendation": report.get("recommendation"),
             "headline": report.get("headline")}
     return _record(cfg, "decision_report", eval_ref["version"], str(out_dir), None,

@@ -17,9 +17,19 @@ class RouteError(LookupError):
     pass
 
 
-def _latest_eval(catalog: Catalog, model: str) -> dict | None:
-    df = catalog.query("SELECT eval_id, candidate, metrics FROM evaluations WHERE model = ? ORDER BY created_at DESC LIMIT 1",
-                       [model])
+def _latest_eval(catalog: Catalog, model: str, dataset_version: str | None = None) -> dict | None:
+    """The model's latest evaluation (its best candidate, when it served several), optionally on one test set."""
+    if dataset_version is None:
+        latest = catalog.query("SELECT dataset_version FROM evaluations WHERE model = ? ORDER BY created_at DESC LIMIT 1",
+                               [model])
+        if latest.empty:
+            return None
+        dataset_version = latest.dataset_version.iloc[0]
+    df = catalog.query("""SELECT eval_id, candidate, dataset_version, metrics FROM evaluations
+                          WHERE model = ? AND dataset_version = ?
+                          ORDER BY json_extract(metrics, '$.total_monthly_cost')::DOUBLE ASC NULLS LAST,
+                                   json_extract(metrics, '$.accuracy')::DOUBLE DESC, eval_id LIMIT 1""",
+                       [model, dataset_version])
     if df.empty:
         return None
     row = df.iloc[0].to_dict()
@@ -57,7 +67,10 @@ def promote(cfg: TunegateConfig, model: str, force: bool = False, route: str = "
         raise RouteError(f"{model} has no holdout evaluation in the catalog; evaluate it first or pass --force")
     reason = "forced" if force else "first route"
     if incumbent is not None and cand is not None:
-        inc = _latest_eval(catalog, incumbent)
+        inc = _latest_eval(catalog, incumbent, cand["dataset_version"])
+        if inc is None and not force:
+            raise RouteError(f"refused: {incumbent} (the current route) has no evaluation on dataset version "
+                             f"{cand['dataset_version']}, the test set {model} was scored on; pass --force to override")
         if inc is not None:
             name, c_val, lower = business_score(cand["metrics"])
             _, i_val, _ = business_score(inc["metrics"])

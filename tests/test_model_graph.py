@@ -79,3 +79,13 @@ def test_lineage_from_model_back_to_raw_tickets(model_run):
     assert job.fine_tuned_model in [m["fine_tuned_model"] for m in fwd["models_trained_on_it"]]
     ups = Catalog(cfg.catalog_path).upstream("model", job.fine_tuned_model)
     assert {"finetune_job", "finetune_files", "dataset_splits", "raw_tickets"} <= set(ups.artifact)
+
+
+def test_endpoint_down_is_a_clear_error(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.model_steps import EndpointUnreachable, step_finetune_job
+
+    cfg = load_config(None, warehouse=str(tmp_path),
+                      endpoint={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0, "timeout_s": 3})
+    with pytest.raises(EndpointUnreachable, match="127.0.0.1:9"):
+        step_finetune_job(cfg, "v", {"version": "f", "meta": {"files": {}}})
