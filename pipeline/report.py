@@ -130,6 +130,11 @@ def _money(x: float | None, cur: str) -> str:
     return "n/a" if x is None else f"{x:,.2f} {cur}"
 
 
+def _significantly_better(result: EvaluationResult, a: str, b: str) -> bool:
+    comp = result.comparison(a, b)
+    return bool(comp and comp["significant"] and comp["diff"] > 0)
+
+
 def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_route: dict | None) -> dict:
     """Pick the action; every challenger gets a verdict with the rule that decided it."""
     cur = config.business.currency
@@ -166,6 +171,21 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
                          "mcnemar_p": comp["mcnemar_p"] if comp else None,
                          "qualifies": not why, "why_not": why})
     winners = sorted((v for v in verdicts if v["qualifies"]), key=lambda v: -v["monthly_saving"])
+    tie_note = None
+    if len(winners) > 1:
+        # Saving differences that come from an accuracy difference the test cannot tell from noise
+        # are not evidence: among the winners not significantly less accurate than the top one,
+        # take the cheapest per answer.
+        top = winners[0]["candidate"]
+        level = [v for v in winners if v["candidate"] == top or not _significantly_better(result, top, v["candidate"])]
+        cheapest = min(level, key=lambda v: (result.metrics[v["candidate"]]["price_per_answer"], -v["monthly_saving"]))
+        if cheapest["candidate"] != top:
+            comp = result.comparison(top, cheapest["candidate"])
+            tie_note = (f"{cheapest['candidate']} is preferred to {top}: their accuracy difference is not significant "
+                        f"(McNemar p={comp['mcnemar_p']:.3g}) and it costs less per answer "
+                        f"({_money(result.metrics[cheapest['candidate']]['price_per_1000'], cur)} vs "
+                        f"{_money(result.metrics[top]['price_per_1000'], cur)} per 1,000).")
+            winners = [cheapest] + [v for v in winners if v is not cheapest]
     reasons = [f"Incumbent: {inc} ({inc_why}); accuracy {_pct(inc_m['accuracy'])}, "
                f"total monthly cost {_money(inc_e['total_monthly_cost'], cur)}."]
     if not winners:
@@ -203,6 +223,8 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
                            f"{_months(payback_months(e['training_cost'] or 0.0, w['monthly_saving']))}.")
             if e["training_cost"] is None:
                 reasons.append("The training cost was not recorded; the payback assumes it was free.")
+        if tie_note:
+            reasons.append(tie_note)
         if len(winners) > 1:
             reasons.append("Other candidates that also qualify: " + ", ".join(v["candidate"] for v in winners[1:]) + ".")
     rejected = [v for v in verdicts if not v["qualifies"]]
