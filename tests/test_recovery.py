@@ -72,3 +72,17 @@ def test_rerun_of_a_finished_run_changes_nothing(landing, tmp_path):
     before = _state(cfg)
     assert _chain(cfg) == first
     assert _state(cfg) == before
+
+
+def test_masking_that_leaves_pii_writes_nothing(landing, tmp_path, monkeypatch):
+    """If masking misses structured PII, the leak guard stops the step before anything leaves the raw zone."""
+    from pipeline.masking import Masker, MaskResult, PiiLeakError
+
+    cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
+    raw = steps.step_raw_tickets(cfg)
+    monkeypatch.setattr(Masker, "mask_texts", lambda self, texts: [MaskResult(t, {}) for t in texts])
+    with pytest.raises(PiiLeakError) as err:
+        steps.step_masked_tickets(cfg, raw.version)
+    assert not (cfg.warehouse_path / "datasets").exists() or not list((cfg.warehouse_path / "datasets").rglob("*.parquet"))
+    raw_texts = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw.version, "tickets")["text"]
+    assert not any(t in str(err.value) for t in raw_texts)
