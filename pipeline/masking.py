@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
-from pipeline.recognizers import CURRENCY_AFTER, build_recognizers
+from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class Masker:
                         owner[k] = True
                 i = j
         taken.sort(key=lambda m: m[1])
-        taken = _glue_locations(text, taken)
+        taken = _glue_locations(text, _address_context(text, _repeated_names(text, taken)))
         return [(t, s, e) for t, s, e, _ in taken]
 
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
@@ -393,6 +393,83 @@ def _reconcile(pattern: list[tuple[str, int, int, float]], ner: list[tuple[str, 
 _GAP_OK = re.compile(r"^[\s,>]*(?:(?:[A-Z]{2,3}|\d{3,6}(?:[ -]\d{2,3})?)[\s,>]*)?$")
 _BEFORE_NUM = re.compile(r"(?<![\w.])\d{1,6}[ \t]+$")
 _AFTER_CODE = re.compile(r"^,?[ \t]*(?:\d{4,6}(?:[ -]\d{2,3})?|\d{2}-\d{3}|\d{4}[ ]?[A-Z]{2}|[A-Z]{2}[ \t]+\d{4,6})(?![\w])")
+
+
+_NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ſ][a-zß-ÿĀ-ſ'’-]{2,}")
+
+
+def _repeated_names(text: str, spans: list[list]) -> list[list]:
+    """A word of a name found elsewhere in the same text is that person again: "Emmie Ström's ... early
+    Ström", "Jouni was a huge Jouni Hahli fan". Uncovered occurrences become PERSON, and so does a
+    one-word LOCATION span that is exactly such a word (NER reading a lone surname as a place)."""
+    words = set()
+    stop = _stop_words()
+    for t, s, e, _ in spans:
+        if t == "PERSON":
+            for w in _NAME_WORD.findall(text[s:e]):
+                w = w[:-2] if w.endswith(("'s", "’s")) else w
+                if w.lower() not in stop and w not in _NOT_NAME_WORDS:
+                    words.add(w)
+    if not words:
+        return spans
+    owner = [None] * len(text)
+    for i, m in enumerate(spans):
+        for k in range(m[1], m[2]):
+            owner[k] = i
+    out = [list(m) for m in spans]
+    for m in _NAME_WORD.finditer(text):
+        w = m.group()
+        w2 = w[:-2] if w.endswith(("'s", "’s")) else w
+        if w2 not in words:
+            continue
+        s, e = m.start(), m.start() + len(w2)
+        own = {owner[k] for k in range(s, e)}
+        if own == {None}:
+            out.append(["PERSON", s, e, 0.5])
+        elif len(own) == 1:
+            i = own.pop()
+            if i is not None and out[i][0] == "LOCATION" and out[i][1] == s and out[i][2] == e:
+                out[i][0] = "PERSON"
+    out.sort(key=lambda m: m[1])
+    return out
+
+
+_LINE_PREFIX = re.compile(r"^[ \t>?,]*$")
+_CORNER_BEFORE = re.compile(r"(?:^|(?<=[\s:]))([A-ZÀ-ÖØ-ÞĀ-ſ][\w'’-]+)[ \t]+and[ \t]+$")
+
+
+def _address_context(text: str, spans: list[list]) -> list[list]:
+    """Settle names inside postal addresses.
+
+    - a line that is only a PERSON span, between an address line above and an address line below
+      (LOCATION spans on both neighbouring lines), is a city line of that address ("Porto Alegre");
+    - "A and <street number address>" is a street corner: the word before "and" belongs to the address
+      (a PERSON or LOCATION span of just that word is merged into it).
+    """
+    out = [list(m) for m in spans]
+    for i, m in enumerate(out):
+        if m[0] != "PERSON" or i == 0 or i + 1 >= len(out):
+            continue
+        prev, nxt = out[i - 1], out[i + 1]
+        ls = text.rfind("\n", 0, m[1]) + 1
+        le = text.find("\n", m[2])
+        le = len(text) if le < 0 else le
+        if not (_LINE_PREFIX.match(text[ls:m[1]]) and _LINE_PREFIX.match(text[m[2]:le]) and ls > 0 and le < len(text)):
+            continue
+        if prev[0] == "LOCATION" and nxt[0] == "LOCATION" and "\n" not in text[prev[2]:ls - 1] and \
+                text[le + 1:nxt[1]].count("\n") <= 1 and text.count("\n", prev[2], m[1]) == 1:
+            m[0] = "LOCATION"
+    res: list[list] = []
+    for m in out:
+        if m[0] == "LOCATION" and any(c.isdigit() for c in text[m[1]:m[2]]):
+            c = _CORNER_BEFORE.search(text, 0, m[1])
+            if c:
+                if res and res[-1][0] in ("PERSON", "LOCATION") and res[-1][1] == c.start(1) and res[-1][2] == c.end(1):
+                    res.pop()
+                if not res or res[-1][2] <= c.start(1):
+                    m[1] = c.start(1)
+        res.append(m)
+    return res
 
 
 def _glue_locations(text: str, spans: list[list]) -> list[list]:

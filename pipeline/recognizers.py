@@ -246,6 +246,9 @@ _LOWER_NAME = r"[a-zа-яёß-ÿ][\w'-]+(?:\s+[a-z]\.?)?(?:\s+[a-zа-яёß-ÿ][
 # what may follow a lower-case name after a strong cue
 _AFTER_LOWER_NAME = (r"and|but|in|on|at|about|regarding|re|tomorrow|today|tonight|next|soon|later|after|before|"
                      r"when|if|from|for|by|asap|please|thanks")
+# nouns a person's name modifies: "a <name> concert", "the <name> version"
+_WORK_WORDS = (r"concerts?|fans?|version|shows?|gigs?|tours?|albums?|songs?|recordings?|covers?|biography|"
+               r"interviews?|performances?|documentary|lectures?|fan\s+club")
 _GREETINGS = r"hi|hello|hey|dear|thanks|thank\s+you|cheers|regards|bye|goodbye|welcome|sorry|congratulations|congrats"
 # a capitalised phrase followed by one of these is an organisation or a work, not a person
 _ORG_WORDS = {"Inc", "Ltd", "LLC", "PLC", "Plc", "Corp", "Co", "Company", "Group", "Bank", "Solutions", "Systems",
@@ -311,6 +314,9 @@ class CueNameRecognizer(EntityRecognizer):
             _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+{_CAP}[ \t]*,[ \t]*(?P<n>{_CAP})[ \t]+and"), 0.5),
             # a possessive two-word name: "Maite Lemmens's killers"
             _Cue(regex.compile(rf"(?P<n>\b{_CAP}[ \t]+{_CAP})(?=['’]s\b)"), 0.5),
+            # a name used as a modifier of a work or an event: "a Homero Portillo concert", "the X Y version",
+            # "a huge X Y fan" (two or three capitalised words, so "the Android version" is not one)
+            _Cue(regex.compile(rf"(?i:\b(?:a|an|the|huge|big|great|true|die-hard))[ \t]+(?P<n>{_CAP}[ \t]+(?:[A-Z]\.?[ \t]+)?{_CAP}(?:[ \t]+{_CAP})?)[ \t]+(?i:{_WORK_WORDS})\b"), 0.6),
             # a line that is only a name (signature blocks, address labels)
             _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+[A-Z]\.?)?[ \t]+{_CAP}(?:[ \t]+{_CAP})?)[ \t]*$"), 0.5),
         ]

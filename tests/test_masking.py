@@ -226,3 +226,31 @@ def test_ner_windows_cover_candidates_only(masker):
     wins = masker.ner_windows(text)
     assert wins and wins[-1][1] == len(text) and wins[0][0] > 0
     assert masker.ner_windows("how do i top up my card?") == []
+
+
+@pytest.mark.parametrize("text,value", [
+    ("We went to a Oswaldo Quintanilla concert last night", "Oswaldo Quintanilla"),
+    ("I liked the Evander Holt version more", "Evander Holt"),
+    ("She is a huge Imogen Varga fan", "Imogen Varga"),
+])
+def test_names_used_as_modifiers(masker, text, value):
+    s = text.index(value)
+    assert ("PERSON", s, s + len(value)) in masker.analyze([text])[0]
+    assert masker.analyze(["can I use the Google Pay version?", "I want the Apple Pay version"]) == [[], []]
+
+
+def test_a_name_found_once_is_masked_where_it_repeats(masker):
+    text = "Letters from Imogen Varga's archive. Nobody writes like early Varga."
+    s = text.rindex("Varga")
+    assert ("PERSON", s, s + 5) in masker.analyze([text])[0]
+
+
+def test_street_corner_and_city_line_inside_an_address(masker):
+    from pipeline.masking import _address_context, _glue_locations
+
+    text = "Please send the card to Marit and Rua das Flores 120"
+    assert masker.analyze([text])[0] == [("LOCATION", text.index("Marit"), len(text))]
+    label = "Jolanta Wierzbicka\n12 Harbour Road\nSanta Pelagia\nChile 40012"
+    spans = [["PERSON", 0, 18, .85], ["LOCATION", 19, 34, .9], ["PERSON", 35, 48, .85], ["LOCATION", 49, 60, .9]]
+    out = _glue_locations(label, _address_context(label, spans))
+    assert [m[:3] for m in out] == [["PERSON", 0, 18], ["LOCATION", 19, 60]]
