@@ -273,6 +273,10 @@ class Masker:
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
         thr = self.spec.score_threshold
         spans = [s for s in spans if s[3] >= thr]
+        # a name never spans a line break: NER's "Name Surname\n\nCITY" keeps its first line only
+        spans = [(t, s, s + text[s:e].index("\n"), sc) if t == "PERSON" and "\n" in text[s:e] else (t, s, e, sc)
+                 for t, s, e, sc in spans]
+        spans = [m for m in spans if m[2] > m[1] and text[m[1]:m[2]].strip()]
         # merge overlapping spans of the same type (union)
         spans.sort(key=lambda s: (s[0], s[1]))
         merged: list[list] = []
@@ -434,6 +438,10 @@ def _repeated_names(text: str, spans: list[list]) -> list[list]:
     return out
 
 
+_STREET_WORD = re.compile(r"[ \t]*(?:Street|Road|Avenue|Lane|Drive|Boulevard|Crescent)\b")
+_SPACES = re.compile(r"[ \t]+")
+_HOUSE_NUMBER = re.compile(r"[ \t]+(\d{1,4}[a-zA-Z]?)(?=[ \t]*(?:[.,;!?)]|$|\n|(?i:street|st\b)))")
+_ADDRESS_PREP = re.compile(r"(?i)\b(?:on|at|of|to|in|address(?:\s+is)?:?)[ \t]+(?:[\w'’-]+[ \t]+and[ \t]+)?$")
 _LINE_PREFIX = re.compile(r"^[ \t>?,]*$")
 _CORNER_BEFORE = re.compile(r"(?:^|(?<=[\s:]))([A-ZÀ-ÖØ-ÞĀ-ſ][\w'’-]+)[ \t]+and[ \t]+$")
 
@@ -459,6 +467,25 @@ def _address_context(text: str, spans: list[list]) -> list[list]:
         if prev[0] == "LOCATION" and nxt[0] == "LOCATION" and "\n" not in text[prev[2]:ls - 1] and \
                 text[le + 1:nxt[1]].count("\n") <= 1 and text.count("\n", prev[2], m[1]) == 1:
             m[0] = "LOCATION"
+    for i, m in enumerate(out):
+        if m[0] != "PERSON":
+            continue
+        # "Isaac Lodge Street": a street named after a person is a street
+        last = text[m[1]:m[2]].split()[-1]
+        if _STREET_WORD.fullmatch(last) or _STREET_WORD.match(text, m[2]):
+            m[0] = "LOCATION"
+            continue
+        # "Hoge Wei 32 St.", "lives on Joaquin Suarez 2906": a name with a house number after it, after an
+        # address preposition, or right before an address span that starts with the number
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        if nxt is not None and nxt[0] == "LOCATION" and text[nxt[1]:nxt[1] + 1].isdigit() and \
+                _SPACES.fullmatch(text, m[2], nxt[1]):
+            m[0] = "LOCATION"
+            continue
+        num = _HOUSE_NUMBER.match(text, m[2])
+        if num and _ADDRESS_PREP.search(text, max(0, m[1] - 30), m[1]) and (nxt is None or nxt[1] >= num.end(1)):
+            m[0] = "LOCATION"
+            m[2] = num.end(1)
     res: list[list] = []
     for m in out:
         if m[0] == "LOCATION" and any(c.isdigit() for c in text[m[1]:m[2]]):

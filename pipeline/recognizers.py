@@ -305,9 +305,15 @@ class CueNameRecognizer(EntityRecognizer):
             # a speaker at the start of a line, quote right after the colon: 'Sara:"I'm ...'
             _Cue(regex.compile(rf"(?m)^[ \t>?]*(?P<n>{_CAP}|[a-z][a-z'-]{{2,}})[ \t]*:[ \t]*[\"“]"), 0.5),
             # First I. Last / First I Last: the initial makes it a person
-            _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-Z]\.?\s+{_CAP})"), 0.7),
+            _Cue(regex.compile(rf"(?P<n>\b{_CAP}\s+[A-ZÀ-ÖØ-Þ]\.?\s+{_CAP})"), 0.7),
+            # a lower-case line "first i last" above other lines (signature blocks); not "a" or "i" as the initial
+            _Cue(regex.compile(r"(?m)^[ \t>?]*(?P<n>[a-zß-ÿ][\w'-]+[ \t]+[b-hj-z]\.?[ \t]+[a-zß-ÿ][\w'-]+)[ \t]*(?=\n)"), 0.6),
             # a speaker or a subject at the start of a line: "Leverett: ...", "Sofie lives on ..."
             _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+{_CAP})?)(?=:\s|\s+(?:is|was|had|has|lives|lived|said|says|shouted|told|will|would|went)\b)"), 0.5),
+            # the same with name particles, or a person and where they come from: "Anouk van der Berg will ...",
+            # "Ilse Moreau from Acme Labs is ..."
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}(?:[ \t]+(?:van|von|de|der|den|ten|ter|da|di|du|del|la|le|dos|das)){{1,2}}[ \t]+{_CAP})(?=\s+(?:is|was|had|has|will|would|from)\b)"), 0.5),
+            _Cue(regex.compile(rf"(?m)^[\s>?]*(?P<n>{_CAP}[ \t]+{_CAP})(?=[ \t]+from[ \t]+{_CAP}(?:[ \t]+{_CAP}){{0,3}}[ \t]+(?:is|was|will|has|had)\b)"), 0.5),
             # the other names of a list after a cue: "founders: Kónya, Becker and Vasquez"
             _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+(?:{_CAP}[ \t]*,[ \t]*){{0,4}}(?:{_CAP}[ \t]+and[ \t]+)?(?P<n>{_CAP})(?=[ \t]*[,.]|[ \t]+and\b)"), 0.5),
             _Cue(regex.compile(rf"(?i:\b(?:founders?|co-founders|partners|members|authors|directors|owners)):?[ \t]+(?P<n>{_CAP})[ \t]*,"), 0.5),

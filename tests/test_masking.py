@@ -254,3 +254,23 @@ def test_street_corner_and_city_line_inside_an_address(masker):
     spans = [["PERSON", 0, 18, .85], ["LOCATION", 19, 34, .9], ["PERSON", 35, 48, .85], ["LOCATION", 49, 60, .9]]
     out = _glue_locations(label, _address_context(label, spans))
     assert [m[:3] for m in out] == [["PERSON", 0, 18], ["LOCATION", 19, 60]]
+
+
+@pytest.mark.parametrize("text,value", [
+    ("The parade went down Wilhelmina Grove Street yesterday", "Wilhelmina Grove"),
+    ("He lives on the north side of Jose Martinez 2211.", "Jose Martinez 2211"),
+])
+def test_streets_named_after_people(masker, text, value):
+    s = text.index(value)
+    assert any(t == "LOCATION" and ps <= s and pe >= s + len(value) for t, ps, pe in masker.analyze([text])[0])
+
+
+def test_lower_case_signature_line_with_an_initial(masker):
+    text = "teodora v lindqvist\nclaims handler\n(555) 201-7788"
+    assert ("PERSON", 0, 19) in masker.analyze([text])[0]
+    assert masker.analyze(["my card is lost\nplease help"])[0] == []
+
+
+def test_name_never_spans_a_line_break(masker):
+    text = "Rosalind Achterberg\n\nHAVERFORD\nUnited Kingdom"
+    assert all(not (t == "PERSON" and "\n" in text[s:e]) for t, s, e in masker.analyze([text])[0])
