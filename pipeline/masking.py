@@ -442,6 +442,9 @@ _STREET_WORD = re.compile(r"[ \t]*(?:Street|Road|Avenue|Lane|Drive|Boulevard|Cre
 _SPACES = re.compile(r"[ \t]+")
 _HOUSE_NUMBER = re.compile(r"[ \t]+(\d{1,4}[a-zA-Z]?)(?=[ \t]*(?:[.,;!?)]|$|\n|(?i:street|st\b)))")
 _ADDRESS_PREP = re.compile(r"(?i)\b(?:on|at|of|to|in|address(?:\s+is)?:?)[ \t]+(?:[\w'’-]+[ \t]+and[ \t]+)?$")
+_NAME_TYPES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION"})
+_UNIT_START = re.compile(r"(?i)(?:apt|apartment|suite|ste|unit|flat)\b")
+_PHONE_LIKE = re.compile(r"@|\d{3}[ .)-]+\d{3}[ .-]+\d{2,4}|(?i:phone|fax|tel|office|mobile)")
 _LINE_PREFIX = re.compile(r"^[ \t>?,]*$")
 _CORNER_BEFORE = re.compile(r"(?:^|(?<=[\s:]))([A-ZÀ-ÖØ-ÞĀ-ſ][\w'’-]+)[ \t]+and[ \t]+$")
 
@@ -486,6 +489,22 @@ def _address_context(text: str, spans: list[list]) -> list[list]:
         if num and _ADDRESS_PREP.search(text, max(0, m[1] - 30), m[1]) and (nxt is None or nxt[1] >= num.end(1)):
             m[0] = "LOCATION"
             m[2] = num.end(1)
+    # "688 rue du centre 320\napt. 169": the line above a unit line, with a number in it, is the street line
+    for m in out:
+        if m[0] != "LOCATION" or not _UNIT_START.match(text, m[1]):
+            continue
+        ls = text.rfind("\n", 0, m[1])
+        if ls < 0 or not _LINE_PREFIX.match(text[ls + 1:m[1]]):
+            continue
+        ps = text.rfind("\n", 0, ls) + 1
+        line = text[ps:ls]
+        content = line.lstrip(" \t>?")
+        if content.strip() and any(c.isdigit() for c in content) and len(content.split()) <= 7 and \
+                not _PHONE_LIKE.search(content) and \
+                not any(o[0] not in _NAME_TYPES and o[1] < m[1] and o[2] > ps for o in out):
+            m[1] = ps + len(line) - len(content)
+    out = [m for m in out if not (m[0] in _NAME_TYPES and any(
+        o is not m and o[0] == "LOCATION" and o[1] <= m[1] and m[2] <= o[2] for o in out))]
     res: list[list] = []
     for m in out:
         if m[0] == "LOCATION" and any(c.isdigit() for c in text[m[1]:m[2]]):

@@ -274,3 +274,15 @@ def test_lower_case_signature_line_with_an_initial(masker):
 def test_name_never_spans_a_line_break(masker):
     text = "Rosalind Achterberg\n\nHAVERFORD\nUnited Kingdom"
     assert all(not (t == "PERSON" and "\n" in text[s:e]) for t, s, e in masker.analyze([text])[0])
+
+
+def test_street_line_above_a_unit_line_joins_the_address(masker):
+    from pipeline.masking import _address_context
+
+    text = "Odile Marchetti\n415 chemin des Saules 12\nApt. 3\nLYON\nFrance 69001"
+    spans = [["PERSON", 0, 15, .85], ["PERSON", 20, 39, .85], ["LOCATION", text.index("Apt"), len(text), .9]]
+    out = _address_context(text, spans)
+    assert [m[:3] for m in out] == [["PERSON", 0, 15], ["LOCATION", 16, len(text)]]
+    phone = "Odile Marchetti\n(555) 201-7788\nSuite 4, 10 Main Street"
+    spans = [["PERSON", 0, 15, .85], ["PHONE_NUMBER", 16, 30, .9], ["LOCATION", 31, len(phone), .9]]
+    assert [m[:3] for m in _address_context(phone, spans)][-1] == ["LOCATION", 31, len(phone)]
