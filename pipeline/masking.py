@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
-from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, _ORG_WORDS as _ORG_WORD_SET, _CONTINENTS as _CONTINENT_SET, CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class Masker:
                         owner[k] = True
                 i = j
         taken.sort(key=lambda m: m[1])
-        taken = _glue_locations(text, _address_context(text, _repeated_names(text, taken)))
+        taken = _glue_locations(text, _address_context(text, _repeated_names(text, _lone_names(text, taken))))
         return [(t, s, e) for t, s, e, _ in taken]
 
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
@@ -399,7 +399,32 @@ _BEFORE_NUM = re.compile(r"(?<![\w.])\d{1,6}[ \t]+$")
 _AFTER_CODE = re.compile(r"^,?[ \t]*(?:\d{4,6}(?:[ -]\d{2,3})?|\d{2}-\d{3}|\d{4}[ ]?[A-Z]{2}|[A-Z]{2}[ \t]+\d{4,6})(?![\w])")
 
 
+_STOP_WORDS = _stop_words()
 _NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ſ][a-zß-ÿĀ-ſ'’-]{2,}")
+
+
+# demonyms ("Russian", "British", "Japanese", "European") and verb forms ("Charged") are no first names
+_NOT_LONE_NAME = re.compile(r"(?:ian|ish|ese|ean|can|ed|ing|ble)$")
+_LONE_CAP = re.compile(r"(?<=[a-z,][ \t])([A-ZÀ-ÖØ-Þ][a-zß-ÿ]{2,})(?=[ \t]+[a-z]|[ \t]*[,!?])")
+
+
+def _lone_names(text: str, spans: list[list]) -> list[list]:
+    """A lone Capitalised word inside a sentence, between lower-case words, that no recogniser took and that
+    is no stop word, product, month or organisation word, continent, currency, demonym or verb form, is read
+    as a first name ("Why is X so impulsive?"). Trades PERSON precision for recall (see docs/pii.md)."""
+    if text.islower() or text.isupper():
+        return spans
+    out = list(spans)
+    for m in _LONE_CAP.finditer(text):
+        s, e = m.span(1)
+        w = m.group(1)
+        if w.lower() in _STOP_WORDS or w in _NOT_NAME_WORDS or w in _ORG_WORD_SET or _NOT_LONE_NAME.search(w) or \
+                w.lower() in _CONTINENT_SET or _CURRENCY_WORD.search(" " + w) or \
+                any(o[1] < e and o[2] > s for o in spans):
+            continue
+        out.append(["PERSON", s, e, 0.45])
+    out.sort(key=lambda m: m[1])
+    return out
 
 
 def _repeated_names(text: str, spans: list[list]) -> list[list]:

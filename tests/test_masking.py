@@ -286,3 +286,11 @@ def test_street_line_above_a_unit_line_joins_the_address(masker):
     phone = "Odile Marchetti\n(555) 201-7788\nSuite 4, 10 Main Street"
     spans = [["PERSON", 0, 15, .85], ["PHONE_NUMBER", 16, 30, .9], ["LOCATION", 31, len(phone), .9]]
     assert [m[:3] for m in _address_context(phone, spans)][-1] == ["LOCATION", 31, len(phone)]
+
+
+def test_lone_capitalised_word_inside_a_sentence_is_a_first_name(masker):
+    text = "Why is Leontyne so quiet today?"
+    s = text.index("Leontyne")
+    assert ("PERSON", s, s + 8) in masker.analyze([text])[0]
+    for t in ("my card was Charged twice", "can I pay in Russian rubles", "is it free in Europe or not"):
+        assert all(k != "PERSON" for k, _, _ in masker.analyze([t])[0]), t
