@@ -26,7 +26,8 @@ def dataset_lineage(catalog: Catalog, version: str, limit: int) -> dict:
             "tickets_by_split": dict(zip(counts.split, counts.tickets.astype(int))),
             "ticket_ids_sample": {r.split: list(r.ticket_ids) for r in samples.itertuples()},
             "source_files": dict(zip(files.source_file, files.tickets.astype(int))),
-            "artifacts_upstream": _records(catalog.upstream("dataset_splits", v)[["artifact", "version", "depth", "rows"]])}
+            "artifacts_upstream": _records(catalog.upstream("dataset_splits", v)[["artifact", "version", "depth", "rows"]]),
+            "artifacts_downstream": _records(catalog.downstream("dataset_splits", v))}
 
 
 def lineage(cfg: TunegateConfig, subject: str, limit: int = 20) -> dict:

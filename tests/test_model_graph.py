@@ -77,6 +77,8 @@ def test_lineage_from_model_back_to_raw_tickets(model_run):
     tid = out["dataset"]["ticket_ids_sample"]["train"][0]
     fwd = lineage(cfg, tid)
     assert job.fine_tuned_model in [m["fine_tuned_model"] for m in fwd["models_trained_on_it"]]
+    down = [a["version"] for a in out["dataset"]["artifacts_downstream"] if a["artifact"] == "model"]
+    assert job.fine_tuned_model in down
     ups = Catalog(cfg.catalog_path).upstream("model", job.fine_tuned_model)
     assert {"finetune_job", "finetune_files", "dataset_splits", "raw_tickets"} <= set(ups.artifact)
 
