@@ -145,29 +145,28 @@ class Catalog:
                         [artifact])
         return None if df.empty else df.iloc[0].to_dict()
 
-    def upstream(self, artifact: str, version: str) -> pd.DataFrame:
-        """Every ancestor of an artifact version (recursive walk of lineage_edges)."""
-        return self.query("""
-            WITH RECURSIVE up(artifact, version, depth) AS (
+    def _walk(self, artifact: str, version: str, upward: bool) -> pd.DataFrame:
+        """Every artifact version reachable along lineage_edges, with its distance (recursive CTE)."""
+        near, far = ("child", "parent") if upward else ("parent", "child")
+        return self.query(f"""
+            WITH RECURSIVE walk(artifact, version, depth) AS (
                 SELECT ?, ?, 0
                 UNION
-                SELECT e.parent_artifact, e.parent_version, up.depth + 1
-                FROM lineage_edges e JOIN up ON e.child_artifact = up.artifact AND e.child_version = up.version
-                WHERE up.depth < 50)
-            SELECT up.artifact, up.version, min(up.depth) AS depth, any_value(a.path) AS path, any_value(a.rows) AS rows
-            FROM up LEFT JOIN artifact_versions a USING (artifact, version)
-            GROUP BY ALL ORDER BY depth""", [artifact, version])
+                SELECT e.{far}_artifact, e.{far}_version, walk.depth + 1
+                FROM lineage_edges e JOIN walk ON e.{near}_artifact = walk.artifact AND e.{near}_version = walk.version
+                WHERE walk.depth < 50)
+            SELECT walk.artifact, walk.version, min(walk.depth) AS depth, any_value(a.path) AS path,
+                   any_value(a.rows) AS rows
+            FROM walk LEFT JOIN artifact_versions a USING (artifact, version)
+            GROUP BY ALL ORDER BY depth, artifact, version""", [artifact, version])
+
+    def upstream(self, artifact: str, version: str) -> pd.DataFrame:
+        """Every ancestor of an artifact version."""
+        return self._walk(artifact, version, upward=True)
 
     def downstream(self, artifact: str, version: str) -> pd.DataFrame:
-        return self.query("""
-            WITH RECURSIVE down(artifact, version, depth) AS (
-                SELECT ?, ?, 0
-                UNION
-                SELECT e.child_artifact, e.child_version, down.depth + 1
-                FROM lineage_edges e JOIN down ON e.parent_artifact = down.artifact AND e.parent_version = down.version
-                WHERE down.depth < 50)
-            SELECT artifact, version, min(depth) AS depth FROM down GROUP BY ALL ORDER BY depth""",
-                          [artifact, version])
+        """Everything built from an artifact version."""
+        return self._walk(artifact, version, upward=False)
 
     # -- datasets and splits ---------------------------------------------------------------------
     def split_assignments(self) -> pd.DataFrame:
