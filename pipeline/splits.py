@@ -122,7 +122,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
 
     sizes = {s: len(t) for s, t in tables.items()}
     labels = sorted(df["label"].unique())
-    balance = pd.DataFrame({s: tables[s]["label"].value_counts().reindex(labels, fill_value=0) for s in SPLITS})
+    balance = class_balance(tables).reindex(labels, fill_value=0)
     group_sizes = df.groupby("group_key").size()
     stats = {
         "sizes": sizes,
@@ -132,6 +132,8 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         "largest_group": int(group_sizes.max()) if len(group_sizes) else 0,
         "reasons": {str(k): int(v) for k, v in df["reason"].value_counts().sort_index().items()},
         "kept_from_earlier_versions": int((~is_new).sum()),
+        "class_balance_min": {sp: int(balance[sp].min()) for sp in SPLITS},
+        "class_balance_max": {sp: int(balance[sp].max()) for sp in SPLITS},
         "labels_missing_in_test": [lab for lab in labels if balance.loc[lab, "test"] == 0],
         "labels_missing_in_val": [lab for lab in labels if balance.loc[lab, "val"] == 0],
         "max_ratio_deviation": float(

@@ -156,7 +156,7 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
 # -- dataset_splits --------------------------------------------------------------------------------
 def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version: str | None = None,
                         run_id: str | None = None) -> StepOutput:
-    from pipeline.splits import assign_splits, class_balance, cross_split_pairs
+    from pipeline.splits import assign_splits, cross_split_pairs
 
     catalog = Catalog(cfg.catalog_path)
     labelled = _read(cfg, storage.CLEAN_ZONE, "labelled_tickets", labelled_version, "tickets")
@@ -165,15 +165,12 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
         raise ValueError(f"no labelled ticket is left to split ({len(labelled)} labelled rows, none with a taxonomy "
                          "label): check the quarantine and the label report of this run")
     result = assign_splits(eligible, catalog.split_assignments(), cfg.splits, cfg.dedup)
-    tables = {k: v for k, v in result.tables.items()}
+    tables = result.tables
     leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
     version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.data_hash()}")
     version, folder = storage.write_version(cfg.warehouse_path, storage.CLEAN_ZONE, "dataset_splits", tables,
                                             version=version)
-    balance = class_balance(tables)
-    meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks),
-            "class_balance_min": {s: int(balance[s].min()) for s in balance.columns},
-            "class_balance_max": {s: int(balance[s].max()) for s in balance.columns}}
+    meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks)}
     # per-ticket lineage: every member of a cluster maps to the split of its representative
     split_of = pd.concat([tables[s][["ticket_id"]].assign(split=s) for s in tables])
     members = labelled[["ticket_id", "representative_id", "cluster_id", "source_file"]]
@@ -184,7 +181,10 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     lineage["raw_version"] = raw_version
     assignments = result.new_assignments.assign(first_version=version)
     if len(leaks) == 0:  # never publish a leaking split: the blocking check fails the run instead
-        previous = catalog.dataset_version("latest")["version"] if _has_versions(catalog) else None
+        try:
+            previous = catalog.dataset_version("latest")["version"]
+        except LookupError:  # the first version
+            previous = None
         catalog.publish_dataset(version, str(folder), cfg.data_hash(), result.stats["sizes"], assignments, lineage,
                                 parent_version=previous if previous != version else None, run_id=run_id, meta=meta)
     catalog.record_artifact("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())),
@@ -192,10 +192,6 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
                             code_version=CODE_VERSION, config_hash=cfg.data_hash(), meta=meta)
     meta["leak_pairs_preview"] = leaks.head(20).to_dict("records")
     return StepOutput("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())), meta)
-
-
-def _has_versions(catalog: Catalog) -> bool:
-    return bool(len(catalog.query("SELECT 1 FROM dataset_versions LIMIT 1")))
 
 
 def read_split(cfg: TunegateConfig, version: str, split: str) -> pd.DataFrame:
