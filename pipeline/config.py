@@ -195,6 +195,7 @@ class BusinessSpec(_Strict):
     default_error_cost: float = 0.0  # extra cost of a misrouted ticket beyond the correction time
     currency: str = "USD"
     min_accuracy_gain: float = 0.01  # a change must beat the incumbent by this much to be recommended
+    max_payback_months: float = Field(12.0, gt=0)  # a fine-tuned model must pay its training back by then
 
 
 class TunegateConfig(_Strict):

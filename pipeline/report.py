@@ -10,7 +10,7 @@ prompting candidate (training cost / monthly saving; "never" when it saves nothi
 The recommendation (keep prompting / fine-tune <base> / switch base model) only proposes a change
 whose accuracy gain over the incumbent is statistically significant (exact McNemar and paired
 bootstrap agree), at least `business.min_accuracy_gain`, lowers the total monthly cost, and, for a
-fine-tuned model, pays its training back within `MAX_PAYBACK_MONTHS`; the reasons say which rule
+fine-tuned model, pays its training back within `business.max_payback_months`; the reasons say which rule
 decided.
 
 `build_report` writes report.md (headline table first), report.html (self-contained, plots embedded
@@ -34,7 +34,6 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from pipeline.evaluation import PROMPTING, EvaluationResult  # noqa: E402
 
-MAX_PAYBACK_MONTHS = 12.0  # a fine-tuned model must pay back its training within a year
 NEVER = "never"
 
 
@@ -139,6 +138,7 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
     """Pick the action; every challenger gets a verdict with the rule that decided it."""
     cur = config.business.currency
     min_gain = config.business.min_accuracy_gain
+    max_payback = config.business.max_payback_months
     inc, inc_why = incumbent(result, config, current_route)
     inc_m, inc_e = result.metrics[inc], econ[inc]
     verdicts = []
@@ -163,8 +163,8 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
             why.append(f"does not lower the monthly cost ({_money(-saving, cur)} more per month)")
         if m["approach"] == "fine_tuned":
             pb = payback_months(e["training_cost"] or 0.0, saving)
-            if pb == NEVER or pb > MAX_PAYBACK_MONTHS:
-                why.append(f"training does not pay back within {MAX_PAYBACK_MONTHS:g} months (payback: "
+            if pb == NEVER or pb > max_payback:
+                why.append(f"training does not pay back within {max_payback:g} months (payback: "
                            f"{_months(pb)})")
         verdicts.append({"candidate": name, "accuracy_gain": gain, "monthly_saving": saving,
                          "significant": bool(comp and comp["significant"] and comp["diff"] > 0),
@@ -192,7 +192,7 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
         action, chosen = "keep_prompting", inc
         reasons.append("No alternative clears every rule (significant gain of at least "
                        f"{_pts(min_gain)}, lower monthly cost, training paid back within "
-                       f"{MAX_PAYBACK_MONTHS:g} months), so nothing changes.")
+                       f"{max_payback:g} months), so nothing changes.")
         headline = f"Keep prompting with {inc}."
     else:
         w = winners[0]
@@ -234,7 +234,7 @@ def recommend(result: EvaluationResult, config, econ: dict[str, dict], current_r
     return {"action": action, "candidate": chosen, "model": result.metrics[chosen]["model"],
             "base_model": result.metrics[chosen]["base_model"], "incumbent": inc, "headline": headline,
             "reasons": reasons, "verdicts": verdicts, "min_accuracy_gain": min_gain,
-            "max_payback_months": MAX_PAYBACK_MONTHS}
+            "max_payback_months": max_payback}
 
 
 # ------------------------------------------------------------------------------------ plots

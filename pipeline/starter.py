@@ -89,5 +89,6 @@ business:
   hourly_cost: 30.0
   default_error_cost: 0.0
   currency: USD
-  min_accuracy_gain: 0.01
+  min_accuracy_gain: 0.01        # a change must beat the incumbent by at least this much accuracy
+  max_payback_months: 12         # a fine-tuned model must pay its training back within this
 """

@@ -123,6 +123,13 @@ def test_gain_below_minimum_or_no_payback_keeps_prompting(labels, tmp_path):
     rep = build_report(res, cfg, 1e9, None, tmp_path)
     assert rep["recommendation"]["action"] == "keep_prompting"
     assert any("pay back" in w for v in rep["recommendation"]["verdicts"] for w in v["why_not"])
+    # the payback window comes from config: 10 of training saved at 50 a month pays back in 0.2 months
+    econ = {n: {"total_monthly_cost": 100.0 - 50 * (n.endswith("tuned")), "training_cost": 10.0} for n in res.ranking}
+    assert recommend(res, cfg, econ, None)["action"] == "fine_tune"
+    tight = load_config(None, evaluation={"bootstrap": 300}, business={"max_payback_months": 0.1})
+    rec = recommend(res, tight, econ, None)
+    assert rec["action"] == "keep_prompting" and rec["max_payback_months"] == 0.1
+    assert any("within 0.1 months" in w for v in rec["verdicts"] for w in v["why_not"])
 
 
 def test_significantly_better_base_model_is_a_switch(labels, config, tmp_path):
