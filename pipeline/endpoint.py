@@ -90,7 +90,11 @@ class LocalProvider:
         pid, port = int(info.get("pid", 0)), int(info.get("port", 0))
         if not pid or not port or not _pid_alive(pid):
             return None
-        h = _health(f"http://127.0.0.1:{port}")
+        h = None
+        for _ in range(3):  # the process is alive: a busy machine may answer slowly, not never
+            h = _health(f"http://127.0.0.1:{port}", timeout=5.0)
+            if h:
+                break
         if not h or h.get("pid") != pid or Path(h.get("state_dir", "")) != state:
             return None
         return cls(state, pid, port, owned=False)

@@ -471,9 +471,10 @@ class JobRunner:
                         m.get("valid_accuracy", "")])
         result = st.add_file("step_metrics.csv", "fine-tune-results", buf.getvalue().encode())
         st.add_event(job_id, f"New fine-tuned model created: {ft_name}")
-        st.update_job(job_id, status="succeeded", fine_tuned_model=ft_name, finished_at=_now(),
-                      trained_tokens=example_tokens * n_epochs, result_files=[result["id"]])
-        st.add_event(job_id, "The job has successfully completed")
+        with st._lock:  # a client that sees "succeeded" also sees the closing event
+            st.update_job(job_id, status="succeeded", fine_tuned_model=ft_name, finished_at=_now(),
+                          trained_tokens=example_tokens * n_epochs, result_files=[result["id"]])
+            st.add_event(job_id, "The job has successfully completed")
 
 
 # ------------------------------------------------------------------------------------ the app

@@ -7,7 +7,11 @@ import pytest
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-
+# The suite decides these itself: a value inherited from the shell (an injected fault, a real
+# endpoint, another warehouse, a masking salt) would change what the tests observe.
+for _var in ("TUNEGATE_PROVIDER_FAULTS", "TUNEGATE_PROVIDER_FAULT_SEED", "TUNEGATE_PROVIDER_MIN_EPOCH_S",
+             "OPENAI_BASE_URL", "TUNEGATE_WAREHOUSE", "TUNEGATE_PII_SALT"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,7 @@ def _wait_running(client, job_id: str, timeout: float = 30.0) -> None:
 
 def test_timeout_then_cancel(provider, catalog, files):
     client, url = provider
-    spec = FinetuneSpec(n_epochs=30)  # >= 9 s of training: it cannot finish within the budget below
+    spec = FinetuneSpec(n_epochs=50)  # >= 15 s of training: it cannot finish within the budget below
     row = submit_or_reuse(client, catalog, files, "ds-cancel", "cfg-1", spec, spec.base_model, url)
     with pytest.raises(FinetuneTimeout) as info:
         follow(client, catalog, row["job_id"], POLL, timeout_s=0.5)
@@ -188,7 +188,7 @@ def test_changed_file_is_not_uploaded(provider, catalog, files, tmp_path):
 def test_unfinished_jobs_for_a_sensor(provider, catalog, files):
     from pipeline.finetune import unfinished_jobs
     client, url = provider
-    spec = FinetuneSpec(n_epochs=20)
+    spec = FinetuneSpec(n_epochs=50)  # >= 15 s: still running when the sensor looks and the test cancels
     row = submit_or_reuse(client, catalog, files, "ds-sensor", "cfg-1", spec, spec.base_model, url)
     assert unfinished_jobs(catalog) == [row["job_id"]]
     _wait_running(client, row["job_id"])

@@ -201,14 +201,14 @@ def test_cancel_and_restart_keep_state(tmp_path):
     try:
         c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
         tf = c.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
-        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 20}, seed=3)
+        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 50}, seed=3)
         _wait(c, job.id, statuses=("running",), timeout=30)
         cancelled = c.fine_tuning.jobs.cancel(job.id)
         assert cancelled.status == "cancelled"
         time.sleep(0.8)
         assert c.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
         assert c.fine_tuning.jobs.retrieve(job.id).fine_tuned_model is None
-        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 6}, seed=3)
+        job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 50}, seed=3)
         _wait(c, job.id, statuses=("running",), timeout=30)
     finally:
         p.stop()
@@ -306,11 +306,19 @@ def test_concurrent_misses_build_once():
         gate.wait(5)
         return "value"
 
-    out = []
-    threads = [threading.Thread(target=lambda: out.append(cache.get_or_build("k", build))) for _ in range(8)]
+    out, entered = [], []
+
+    def worker():
+        entered.append(1)
+        out.append(cache.get_or_build("k", build))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while (len(entered) < 8 or not calls) and time.monotonic() < deadline:  # all eight ask while the build runs
+        time.sleep(0.01)
+    time.sleep(0.1)
     gate.set()
     for t in threads:
         t.join(10)
