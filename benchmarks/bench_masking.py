@@ -8,7 +8,8 @@ The two sides run interleaved for ``--rounds`` rounds (Presidio then tunegate on
 cleared), so load from other processes on a shared machine hits both alike; it prints texts/s and the
 ratio per round, the median ratio, and token recall of each on the texts' known spans.
 
-``--stream N`` masks N generated tickets chunk by chunk and prints the peak RSS at 10k and at N rows.
+``--stream N`` masks N generated, all-distinct tickets chunk by chunk and prints the current and peak RSS
+every 100,000 rows, then the growth from 100,000 rows (result cache full) to N.
 
     python benchmarks/bench_masking.py [--n 2000] [--rounds 3] [--data synth.json] [--banking train.csv] [--stream 100000]
 """
@@ -129,6 +130,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_mb() -> float:
+    """Current resident set size (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _peak_rss_mb()
+
+
 def run_compare(recs: list[dict], rounds: int = 3) -> float:
     """Both sides on the same texts, interleaved: each round times Presidio, then the masker (its cache
     cleared), so machine load that comes and goes hits both sides alike. Returns the median wall-clock
@@ -190,10 +200,18 @@ def run_stream(n: int, recs: list[dict]) -> None:
 
     masker = Masker(salt=None)
     t0 = time.perf_counter()
+    marks: dict[int, float] = {}
     for i, _ in enumerate(iter_masked(gen(), masker), 1):
         if i in (10_000, n) or i % 100_000 == 0:
-            print(f"rows {i:>9,}  peak RSS {_peak_rss_mb():7.1f} MB  {i / (time.perf_counter() - t0):7.0f} texts/s",
-                  flush=True)
+            marks[i] = _rss_mb()
+            print(f"rows {i:>9,}  RSS {marks[i]:7.1f} MB  peak RSS {_peak_rss_mb():7.1f} MB  "
+                  f"{i / (time.perf_counter() - t0):7.0f} texts/s", flush=True)
+    # The masker's result cache (50,000 texts) is full after 50k rows; from then on memory must not grow.
+    base = 100_000 if n > 100_000 else 10_000
+    if base in marks and n > base:
+        grow = marks[n] - marks[base]
+        print(f"memory from {base:,} to {n:,} rows: {marks[base]:.1f} -> {marks[n]:.1f} MB "
+              f"({grow:+.1f} MB, {grow * 1024 * 1000 / (n - base):.2f} KB per 1,000 rows)")
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
-from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, _ORG_WORDS as _ORG_WORD_SET, _CONTINENTS as _CONTINENT_SET, CURRENCY_AFTER, build_recognizers
+from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -233,42 +233,49 @@ class Masker:
             src, keep = (tc, TITLECASE_LABELS) if tc is not None else (t, None)
             jobs.extend((i, s, src[s:e], src, keep) for s, e in self.ner_windows(src))
         out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
-        docs = self.nlp.pipe((j[2] for j in jobs), batch_size=self.spec.batch_size)
-        for (i, off, _, src, keep), doc in zip(jobs, docs):
-            text = texts[i]
-            for ent in doc.ents:
-                label = NER_LABELS.get(ent.label_)
-                if label is None or (label == "ORGANIZATION" and not self.spec.mask_organizations):
-                    continue
-                if keep is not None and label not in keep:
-                    continue
-                s, e = ent.start_char + off, ent.end_char + off
-                # trim leading/trailing punctuation and articles the model sometimes includes
-                while s < e and not text[s].isalnum():
-                    s += 1
-                while e > s and not text[e - 1].isalnum() and text[e - 1] != ".":
-                    e -= 1
-                if text[s:s + 4].lower() == "the ":
-                    s += 4
-                # leading lower-case words ("starring Borkowski") are not part of a name
-                lead = re.match(r"(?:[a-z][\w'-]*[ \t]+)+(?=[^\W\d_])", src[s:e])
-                if lead and label in ("PERSON", "LOCATION"):
-                    s += lead.end()
-                val = text[s:e]
-                if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
-                    continue
-                if src[s:e].islower() or len(val.rstrip(".")) < 2:
-                    continue
-                # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
-                # request, not of a person
-                if CURRENCY_AFTER.match(text, e) or _CURRENCY_WORD.search(val) or \
-                        (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
-                    continue
-                if keep is not None and any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing"))
-                                            for w in re.findall(r"[^\W\d_]+", val.lower())):
-                    continue
-                out[i].append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
+        # A memory zone frees the strings and lexemes the batch added to the vocabulary when it ends;
+        # without it every new token (names, ids, amounts) stays interned and a long stream grows
+        # without bound. Nothing read from a Doc may outlive the zone: only offsets and labels do.
+        with self.nlp.memory_zone():
+            for (i, off, _, src, keep), doc in zip(jobs, self.nlp.pipe((j[2] for j in jobs),
+                                                                       batch_size=self.spec.batch_size)):
+                self._keep_ents(texts[i], off, src, keep, doc, out[i])
         return out
+
+    def _keep_ents(self, text: str, off: int, src: str, keep, doc, acc: list) -> None:
+        """Appends to ``acc`` the entities of one NER window worth masking, as offsets into ``text``."""
+        for ent in doc.ents:
+            label = NER_LABELS.get(ent.label_)
+            if label is None or (label == "ORGANIZATION" and not self.spec.mask_organizations):
+                continue
+            if keep is not None and label not in keep:
+                continue
+            s, e = ent.start_char + off, ent.end_char + off
+            # trim leading/trailing punctuation and articles the model sometimes includes
+            while s < e and not text[s].isalnum():
+                s += 1
+            while e > s and not text[e - 1].isalnum() and text[e - 1] != ".":
+                e -= 1
+            if text[s:s + 4].lower() == "the ":
+                s += 4
+            # leading lower-case words ("starring Borkowski") are not part of a name
+            lead = re.match(r"(?:[a-z][\w'-]*[ \t]+)+(?=[^\W\d_])", src[s:e])
+            if lead and label in ("PERSON", "LOCATION"):
+                s += lead.end()
+            val = text[s:e]
+            if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
+                continue
+            if src[s:e].islower() or len(val.rstrip(".")) < 2:
+                continue
+            # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
+            # request, not of a person
+            if CURRENCY_AFTER.match(text, e) or _CURRENCY_WORD.search(val) or \
+                    (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
+                continue
+            if keep is not None and any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing"))
+                                        for w in re.findall(r"[^\W\d_]+", val.lower())):
+                continue
+            acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
         thr = self.spec.score_threshold
@@ -308,7 +315,7 @@ class Masker:
                         owner[k] = True
                 i = j
         taken.sort(key=lambda m: m[1])
-        taken = _glue_locations(text, _address_context(text, _repeated_names(text, _lone_names(text, taken))))
+        taken = _glue_locations(text, _address_context(text, _repeated_names(text, taken)))
         return [(t, s, e) for t, s, e, _ in taken]
 
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
@@ -399,32 +406,7 @@ _BEFORE_NUM = re.compile(r"(?<![\w.])\d{1,6}[ \t]+$")
 _AFTER_CODE = re.compile(r"^,?[ \t]*(?:\d{4,6}(?:[ -]\d{2,3})?|\d{2}-\d{3}|\d{4}[ ]?[A-Z]{2}|[A-Z]{2}[ \t]+\d{4,6})(?![\w])")
 
 
-_STOP_WORDS = _stop_words()
 _NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ſ][a-zß-ÿĀ-ſ'’-]{2,}")
-
-
-# demonyms ("Russian", "British", "Japanese", "European") and verb forms ("Charged") are no first names
-_NOT_LONE_NAME = re.compile(r"(?:ian|ish|ese|ean|can|ed|ing|ble)$")
-_LONE_CAP = re.compile(r"(?<=[a-z,][ \t])([A-ZÀ-ÖØ-Þ][a-zß-ÿ]{2,})(?=[ \t]+[a-z]|[ \t]*[,!?])")
-
-
-def _lone_names(text: str, spans: list[list]) -> list[list]:
-    """A lone Capitalised word inside a sentence, between lower-case words, that no recogniser took and that
-    is no stop word, product, month or organisation word, continent, currency, demonym or verb form, is read
-    as a first name ("Why is X so impulsive?"). Trades PERSON precision for recall (see docs/pii.md)."""
-    if text.islower() or text.isupper():
-        return spans
-    out = list(spans)
-    for m in _LONE_CAP.finditer(text):
-        s, e = m.span(1)
-        w = m.group(1)
-        if w.lower() in _STOP_WORDS or w in _NOT_NAME_WORDS or w in _ORG_WORD_SET or _NOT_LONE_NAME.search(w) or \
-                w.lower() in _CONTINENT_SET or _CURRENCY_WORD.search(" " + w) or \
-                any(o[1] < e and o[2] > s for o in spans):
-            continue
-        out.append(["PERSON", s, e, 0.45])
-    out.sort(key=lambda m: m[1])
-    return out
 
 
 def _repeated_names(text: str, spans: list[list]) -> list[list]:

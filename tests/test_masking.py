@@ -288,9 +288,11 @@ def test_street_line_above_a_unit_line_joins_the_address(masker):
     assert [m[:3] for m in _address_context(phone, spans)][-1] == ["LOCATION", 31, len(phone)]
 
 
-def test_lone_capitalised_word_inside_a_sentence_is_a_first_name(masker):
-    text = "Why is Leontyne so quiet today?"
-    s = text.index("Leontyne")
-    assert ("PERSON", s, s + 8) in masker.analyze([text])[0]
+def test_capitalised_words_without_a_cue_are_not_names(masker):
+    # a lone Capitalised word inside a sentence is not enough: on the tune templates such a rule found
+    # 6 names and masked 110 titles, bands, genres and organisations
     for t in ("my card was Charged twice", "can I pay in Russian rubles", "is it free in Europe or not"):
         assert all(k != "PERSON" for k, _, _ in masker.analyze([t])[0]), t
+    text = "Hi Leontyne, your card is on its way"  # a cue makes it a name
+    s = text.index("Leontyne")
+    assert ("PERSON", s, s + 8) in masker.analyze([text])[0]
