@@ -22,6 +22,7 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # before presidio is imported
 
+import functools
 import hmac
 import json
 import logging
@@ -78,6 +79,24 @@ fee fees charge charged delivery deliver delivered express arrive arrived found 
 exchange rate balance wallet phone bank transaction transactions order ordered send sent receive received
 block blocked cancel cancelled verify verification identity code virtual physical disposable contactless
 withdrawal withdraw deposit pending declined statement salary currency beneficiary limit""".split())
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_words() -> frozenset[str]:
+    """Words used in at least 3 of the bundled Banking77 training requests ("incorrect", "broken",
+    "gotten"): support-ticket vocabulary, no names. NER reading a lower-case or ALL-CAPS text through
+    its Capitalised copy takes such words for names; a name made only of them is dropped. Derived from
+    data rather than written by hand because no maintained English lexicon ships offline with spaCy's
+    small model (its vocabulary has no frequencies)."""
+    import csv
+
+    df: Counter[str] = Counter()
+    with open(Path(__file__).resolve().parent / "data" / "banking77" / "train.csv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            df.update(set(re.findall(r"[^\W\d_]+", row["text"].lower())))
+    return frozenset(w for w, n in df.items() if n >= 3)
+
+
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
 
 
@@ -119,6 +138,17 @@ def normalise(entity: str, value: str) -> str:
     else:
         v = re.sub(r"\s+", " ", v)
     return v
+
+
+def shouting(text: str, share: float = 0.7) -> bool:
+    """True when at least ``share`` of the letters are capitals (and there are some letters)."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 4 and sum(c.isupper() for c in letters) >= share * len(letters)
+
+
+def lower_copy(text: str) -> str:
+    """``text.lower()`` that keeps every offset (a character whose lower case is longer stays as it is)."""
+    return "".join(lo if len(lo := c.lower()) == 1 else c for c in text)
 
 
 class Masker:
@@ -272,8 +302,9 @@ class Masker:
             if CURRENCY_AFTER.match(text, e) or _CURRENCY_WORD.search(val) or \
                     (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
                 continue
-            if keep is not None and any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing"))
-                                        for w in re.findall(r"[^\W\d_]+", val.lower())):
+            words = re.findall(r"[^\W\d_]+", val.lower())
+            if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
+                                     or all(w in _domain_words() for w in words)):
                 continue
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
@@ -319,8 +350,20 @@ class Masker:
         return [(t, s, e) for t, s, e, _ in taken]
 
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
-        ner = self._ner_spans(texts)
-        return [self._resolve(t, _reconcile(self._pattern_spans(t), n)) for t, n in zip(texts, ner)]
+        # A text written mostly in capitals ("HELLO, YELENA ASKAROVNA HERE") hides names from NER and from
+        # the case-aware rules; its lower-case copy (same offsets) goes through the lower-case path
+        # (cues with lower-case names, surname endings, NER on a Capitalised copy); the recognizers see
+        # both, and everything is resolved on the original text.
+        lows = [lower_copy(t) if shouting(t) else None for t in texts]
+        # NER on capitals reads most words as names: such a text is read through its lower-case copy only
+        ner = self._ner_spans([low if low is not None else t for t, low in zip(texts, lows)])
+        out = []
+        for i, t in enumerate(texts):
+            pattern = self._pattern_spans(t)
+            if lows[i] is not None:
+                pattern = pattern + self._pattern_spans(lows[i])
+            out.append(self._resolve(t, _reconcile(pattern, ner[i])))
+        return out
 
     def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         """(entity_type, start, end) per text, sorted by start, non-overlapping."""
