@@ -107,6 +107,8 @@ def _url_plausible(text: str, s: int, e: int) -> bool:
         return True
     if e < len(text) and text[e].isalpha():
         return False
+    if ".." in v or "…" in v:  # "card...how": an ellipsis, no host name has an empty label
+        return False
     return not re.search(r"\.[A-Z]", v) and not re.search(r"\.(?:is|it|in|the|and|seems|but|so|i)$", v, re.I)
 
 

@@ -331,3 +331,9 @@ def test_all_capitals_synth_records_keep_most_names(masker):
     # measured 0.646 (0.142 before capitals were read through a lower-case copy); mixed case: 0.909
     assert res["per_entity"]["PERSON"]["recall"] >= 0.6, res["per_entity"]["PERSON"]
     assert res["overall"]["structured_recall"] == 1.0
+
+
+def test_an_ellipsis_is_not_a_url(masker):
+    # from the bundled sample: "I would like a virtual card...how do I get one?"
+    assert masker.analyze(["I would like a virtual card...how do I get one?", "wait..what happened"]) == [[], []]
+    assert [k for k, _, _ in masker.analyze(["see kaspi.kz/help or www.halykbank.kz"])[0]] == ["URL", "URL"]
