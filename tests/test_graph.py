@@ -153,16 +153,20 @@ def test_planted_label_problems_are_found(data_run):
 
 
 def test_no_planted_name_reaches_the_splits(data_run):
-    """Names planted by the sample generator (any case) never reach a split."""
+    """Names planted by the sample generator (first names, surnames, patronymics, in any case, ALL CAPS
+    included) are in no masked ticket and no split."""
     import re
 
-    from pipeline.sample import PATRONYM_ROOTS, SURNAMES
+    from pipeline.sample import FIRST_F, FIRST_M, PATRONYM_ROOTS, SURNAMES
     from pipeline.steps import read_split
 
     words = {s.lower() for s in SURNAMES} | {s.lower() + "a" for s in SURNAMES} | {
-        r.lower() + end for r in PATRONYM_ROOTS for end in ("ovna", "ovich")}
+        r.lower() + end for r in PATRONYM_ROOTS for end in ("ovna", "ovich")} | {
+        n.lower() for n in FIRST_F + FIRST_M}
     pattern = re.compile(r"\b(?:" + "|".join(sorted(words)) + r")\b", re.IGNORECASE)
     cfg = data_run["cfg"]
+    masked = _stage(data_run, "masked_tickets")["text"]
+    assert masked.str.contains(pattern).sum() == 0, masked[masked.str.contains(pattern)].str.findall(pattern).tolist()
     v, _ = artifact_meta(cfg, "dataset_splits")
     leaked = {s: int(read_split(cfg, v, s)["text"].str.contains(pattern).sum()) for s in ("train", "val", "test")}
     assert leaked == {"train": 0, "val": 0, "test": 0}
