@@ -354,8 +354,8 @@ class Masker:
     def _analyze_uncached(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
         # A text written mostly in capitals ("HELLO, YELENA ASKAROVNA HERE") hides names from NER and from
         # the case-aware rules; its lower-case copy (same offsets) goes through the lower-case path
-        # (cues with lower-case names, surname endings, NER on a Capitalised copy); the recognizers see
-        # both, and everything is resolved on the original text.
+        # (cues with lower-case names, surname endings, NER and the place rules on a Capitalised copy);
+        # the recognizers see both, and everything is resolved on the original text.
         lows = [lower_copy(t) if shouting(t) else None for t in texts]
         # NER on capitals reads most words as names: such a text is read through its lower-case copy only
         ner = self._ner_spans([low if low is not None else t for t, low in zip(texts, lows)])
@@ -364,6 +364,11 @@ class Masker:
             pattern = self._pattern_spans(t)
             if lows[i] is not None:
                 pattern = pattern + self._pattern_spans(lows[i])
+            # the address and place rules lean on capitals too: a text with none (or its lower-case
+            # copy) also lends them its Capitalised copy, for places only
+            tc = self.title_copy(lows[i] if lows[i] is not None else t)
+            if tc is not None:
+                pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
             out.append(self._resolve(t, _reconcile(pattern, ner[i])))
         return out
 

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,15 @@ def test_an_ellipsis_is_not_a_url(masker):
     # from the bundled sample: "I would like a virtual card...how do I get one?"
     assert masker.analyze(["I would like a virtual card...how do I get one?", "wait..what happened"]) == [[], []]
     assert [k for k, _, _ in masker.analyze(["see kaspi.kz/help or www.halykbank.kz"])[0]] == ["URL", "URL"]
+
+
+@pytest.mark.parametrize("text,kept", [
+    ("please deliver my card to 12 abay avenue, almaty 050000", "please deliver my card to "),
+    ("my address is 45 baker street, london nw1 6xj", "my address is "),
+    ("MY NEW ADDRESS: 7 RUE DE LA PAIX, 75002 PARIS, FRANCE", "MY NEW ADDRESS: "),
+])
+def test_addresses_in_lower_case_and_capitals_are_masked(masker, text, kept):
+    out = masker.mask_text(text).text
+    rest = re.sub(r"<[A-Z_]+_\d+(?:\|[0-9a-f]+)?>", "", out)
+    assert out.startswith(kept) and not any(c.isdigit() for c in rest), out
+    assert "almaty" not in out and "london" not in out and "PARIS" not in out
