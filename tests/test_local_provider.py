@@ -355,3 +355,15 @@ def test_chat_body_errors_stay_openai_shaped(provider):
     status, body = post(ok)
     assert status == 200 and body["object"] == "chat.completion"
     assert body["usage"]["prompt_tokens"] == _expected_prompt_tokens(msgs)
+
+
+def test_example_order_changes_a_few_answers(client):
+    # recency bias: the same examples, reversed, change some answers of both base models but not most
+    for model in ("tg-small", "tg-large"):
+        answers = []
+        for shots in (SHOTS, SHOTS[::-1]):
+            reqs = [{"model": model, "temperature": 0, "messages": pm.build_messages(SYSTEM, t, shots)}
+                    for t in TEST["text"]]
+            answers.append([r.content for r in complete_many(client, reqs, concurrency=4, max_retries=0)])
+        agree = sum(a == b for a, b in zip(*answers)) / len(TEST)
+        assert 0.75 <= agree < 1.0, (model, agree)
