@@ -91,7 +91,9 @@ class LocalProvider:
         if not pid or not port or not _pid_alive(pid):
             return None
         h = None
-        for _ in range(3):  # the process is alive: a busy machine may answer slowly, not never
+        for attempt in range(3):  # the process is alive: a busy machine may answer slowly, not never
+            if attempt:
+                time.sleep(0.5)
             h = _health(f"http://127.0.0.1:{port}", timeout=5.0)
             if h:
                 break

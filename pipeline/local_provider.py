@@ -472,9 +472,10 @@ class JobRunner:
         result = st.add_file("step_metrics.csv", "fine-tune-results", buf.getvalue().encode())
         st.add_event(job_id, f"New fine-tuned model created: {ft_name}")
         with st._lock:  # a client that sees "succeeded" also sees the closing event
-            st.update_job(job_id, status="succeeded", fine_tuned_model=ft_name, finished_at=_now(),
-                          trained_tokens=example_tokens * n_epochs, result_files=[result["id"]])
-            st.add_event(job_id, "The job has successfully completed")
+            job = st.update_job(job_id, status="succeeded", fine_tuned_model=ft_name, finished_at=_now(),
+                                trained_tokens=example_tokens * n_epochs, result_files=[result["id"]])
+            if job.get("status") == "succeeded":  # not when it was cancelled meanwhile
+                st.add_event(job_id, "The job has successfully completed")
 
 
 # ------------------------------------------------------------------------------------ the app

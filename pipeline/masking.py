@@ -94,7 +94,12 @@ def _domain_words() -> frozenset[str]:
     with open(Path(__file__).resolve().parent / "data" / "banking77" / "train.csv", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             df.update(set(re.findall(r"[^\W\d_]+", row["text"].lower())))
-    return frozenset(w for w, n in df.items() if n >= 3)
+    return frozenset(w for w, n in df.items() if n >= 3) - _NAMES_AMONG_DOMAIN_WORDS
+
+
+# given names and surnames among those words, picked out by hand ("call me, bill"): they stay names
+_NAMES_AMONG_DOMAIN_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
+                                       "don", "mark"})
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
@@ -149,8 +154,9 @@ def shouting(text: str, share: float = 0.7) -> bool:
 
 
 def lower_copy(text: str) -> str:
-    """``text.lower()`` that keeps every offset (a character whose lower case is longer stays as it is)."""
-    return "".join(lo if len(lo := c.lower()) == 1 else c for c in text)
+    """``text.lower()`` that keeps every offset (a character whose lower case is longer keeps its first)."""
+    # "İ".lower() is "i" + a combining dot: keep the "i", so the copy has no capital left
+    return "".join(lo[0] for lo in map(str.lower, text))
 
 
 class Masker:
@@ -254,7 +260,8 @@ class Masker:
         for m in _WORD.finditer(text):
             w = m.group()
             if len(w) > 1 and w.lower().rstrip(".") not in self._stop:
-                out[m.start()] = w[0].upper()
+                up = w[0].upper()
+                out[m.start()] = up if len(up) == 1 else w[0]  # "ß" -> "SS" would shift every offset
         copy = "".join(out)
         return copy if copy != text else None
 
@@ -306,13 +313,14 @@ class Masker:
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
-                                     or all(w in _domain_words() for w in words)):
+                                     or (words and all(w in _domain_words() for w in words))):
                 continue
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
         thr = self.spec.score_threshold
-        spans = [s for s in spans if s[3] >= thr]
+        n = len(text)  # a span from a re-cased copy can never point outside the text
+        spans = [(t, max(0, s), min(n, e), sc) for t, s, e, sc in spans if sc >= thr]
         # a name never spans a line break: NER's "Name Surname\n\nCITY" keeps its first line only
         spans = [(t, s, s + text[s:e].index("\n"), sc) if t == "PERSON" and "\n" in text[s:e] else (t, s, e, sc)
                  for t, s, e, sc in spans]

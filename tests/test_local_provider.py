@@ -364,6 +364,8 @@ def test_example_order_changes_a_few_answers(client):
         for shots in (SHOTS, SHOTS[::-1]):
             reqs = [{"model": model, "temperature": 0, "messages": pm.build_messages(SYSTEM, t, shots)}
                     for t in TEST["text"]]
-            answers.append([r.content for r in complete_many(client, reqs, concurrency=4, max_retries=0)])
+            res = complete_many(client, reqs, concurrency=4, max_retries=0)
+            assert all(r.ok for r in res)
+            answers.append([r.content for r in res])
         agree = sum(a == b for a, b in zip(*answers)) / len(TEST)
         assert 0.75 <= agree < 1.0, (model, agree)

@@ -102,7 +102,37 @@ def test_unreadable_file_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('[{"text": "no full_text here"}]')
     assert pii_eval_command(str(bad), as_json=True) == 2
-    err = capsys.readouterr().err
-    assert "full_text" in err and "Traceback" not in err
+    assert "record 0" in capsys.readouterr().err
     bad.write_text("not json")
     assert pii_eval_command(str(bad), as_json=False) == 2
+    assert "cannot use" in capsys.readouterr().err
+    bad.write_text('[{"full_text": "Anna", "spans": [{"entity_type": "PERSON", "start_position": 0, "end_position": 9}]}]')
+    assert pii_eval_command(str(bad), as_json=True) == 2  # a span beyond the text
+
+
+def test_own_file_without_templates_or_structured_values(tmp_path, capsys):
+    from pipeline.pii_eval import pii_eval_command
+
+    text = "Please call Anna Ivanova tomorrow"
+    s = text.index("Anna")
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps([{"full_text": text, "spans": [
+        {"entity_type": "PERSON", "entity_value": "Anna Ivanova", "start_position": s, "end_position": s + 12}]}]))
+    rc = pii_eval_command(str(own), as_json=True)
+    out = json.loads(capsys.readouterr().out)
+    assert out["splits"] == {} and out["overall"]["structured_recall"] is None  # nothing structured to judge
+    assert out["overall"]["recall"] == 1.0 and rc == 0
+
+
+def test_nested_gold_spans_count_for_each_type():
+    from pipeline.pii_eval import score_spans
+
+    text = "I wrote to Bank of America yesterday"
+    s, e = text.index("Bank"), text.index(" yesterday")
+    rec = _rec(text, [("ORGANIZATION", s, e), ("GPE", text.index("America"), e)])
+    # an organisation mask over the whole name is correct although "America" is also a place
+    res = score_spans([rec], [[("ORGANIZATION", s, e)]])
+    assert res["per_type"]["ORGANIZATION"]["precision"] == 1.0
+    assert res["per_entity"]["ORGANIZATION"]["recall"] == 1.0 and res["per_entity"]["GPE"]["recall"] == 0.0
+    res = score_spans([rec], [[("LOCATION", 0, 1)]])  # a mask over "I": wrong
+    assert res["overall"]["precision"] == 0.0
