@@ -321,7 +321,7 @@ def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
     for upper in (False, True):
         recased = [_case_copy(t, upper) for t in texts]
         masked = sum(bool(r) for r in masker.analyze(recased))
-        assert masked <= 0.02 * len(texts), (upper, masked)  # measured: 22 lower-case, 27 upper-case
+        assert masked <= 0.02 * len(texts), (upper, masked)  # measured: 25 lower-case, 30 upper-case
 
 
 def test_all_capitals_synth_records_keep_most_names(masker):
@@ -329,7 +329,7 @@ def test_all_capitals_synth_records_keep_most_names(masker):
 
     recs = [dict(r, full_text=_case_copy(r["full_text"], True)) for r in load_records()]
     res = score_spans(recs, masker.analyze([r["full_text"] for r in recs]))
-    # measured 0.646 (0.142 before capitals were read through a lower-case copy); mixed case: 0.909
+    # measured 0.645 (0.142 before capitals were read through a lower-case copy); mixed case: 0.909
     assert res["per_entity"]["PERSON"]["recall"] >= 0.6, res["per_entity"]["PERSON"]
     assert res["overall"]["structured_recall"] == 1.0
 
