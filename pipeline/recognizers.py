@@ -818,6 +818,32 @@ class PostcodeRecognizer(EntityRecognizer):
         return out
 
 
+class ChunkScopedRecognizer(EntityRecognizer):
+    """Runs a pattern recognizer only on the whitespace-free chunks that can hold its entity.
+
+    Presidio's URL pattern (every top-level domain in one alternation) costs about 2 ms per ticket
+    on the whole text; a URL never contains whitespace, so the chunks with a dot before a letter are
+    enough and give the same spans (checked on the synth and benchmark texts, see the tests)."""
+
+    CHUNK = re.compile(r"\S*\.[^\W\d_]\S*")
+
+    def __init__(self, inner: EntityRecognizer):
+        self.inner = inner
+        super().__init__(supported_entities=inner.supported_entities, name=f"chunked-{inner.name}")
+
+    def load(self) -> None:  # the inner recognizer is loaded already
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in self.CHUNK.finditer(text):
+            for r in self.inner.analyze(m.group(), entities, None):
+                r.start += m.start()
+                r.end += m.start()
+                out.append(r)
+        return out
+
+
 # --------------------------------------------------------------------------------------------------
 # the set the masker runs
 # --------------------------------------------------------------------------------------------------
@@ -846,7 +872,7 @@ def build_recognizers() -> list[GatedRecognizer]:
     lower_sur.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
-        GatedRecognizer(UrlRecognizer(), ["URL"], "dotword"),
+        GatedRecognizer(ChunkScopedRecognizer(UrlRecognizer()), ["URL"], "dotword"),
         GatedRecognizer(IpRecognizer(), ["IP_ADDRESS"], "ip"),
         GatedRecognizer(UsSsnRecognizer(), ["US_SSN"], "digit"),
         GatedRecognizer(KzIinBinRecognizer("KZ_IIN"), ["KZ_IIN"], "digit"),

@@ -350,3 +350,18 @@ def test_addresses_in_lower_case_and_capitals_are_masked(masker, text, kept):
     rest = re.sub(r"<[A-Z_]+_\d+(?:\|[0-9a-f]+)?>", "", out)
     assert out.startswith(kept) and not any(c.isdigit() for c in rest), out
     assert "almaty" not in out and "london" not in out and "PARIS" not in out
+
+
+def test_url_pattern_on_chunks_finds_what_it_finds_on_whole_texts(banking):
+    from presidio_analyzer.predefined_recognizers import UrlRecognizer
+
+    from pipeline.pii_eval import load_records
+    from pipeline.recognizers import ChunkScopedRecognizer
+
+    texts = [r["full_text"] for r in load_records()] + banking[:500] + [
+        "see kaspi.kz/help.", "go to https://halykbank.kz/cards?x=1, now", "(www.example.com)", "a.b@c.com"]
+    whole, chunked = UrlRecognizer(), ChunkScopedRecognizer(UrlRecognizer())
+    spans = lambda rec, t: sorted((r.start, r.end, round(r.score, 3)) for r in rec.analyze(t, ["URL"], None))
+    found = [spans(whole, t) for t in texts]
+    assert sum(map(bool, found)) > 50  # the texts do hold URLs
+    assert [spans(chunked, t) for t in texts] == found
