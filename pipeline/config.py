@@ -196,6 +196,16 @@ class BusinessSpec(_Strict):
     currency: str = "USD"
     min_accuracy_gain: float = 0.01  # a change must beat the incumbent by this much to be recommended
     max_payback_months: float = Field(12.0, gt=0)  # a fine-tuned model must pay its training back by then
+    # Share of monthly tickets per label, from production routing (normalised; an unlisted label
+    # counts 0). None: the frozen test set's label mix, which dedup and sampling may have shifted.
+    volume_shares: dict[str, float] | None = None
+
+    @field_validator("volume_shares")
+    @classmethod
+    def _shares(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (any(x < 0 for x in v.values()) or sum(v.values()) <= 0):
+            raise ValueError("volume_shares must be non-negative with a positive sum")
+        return v
 
 
 class TunegateConfig(_Strict):
@@ -221,6 +231,9 @@ class TunegateConfig(_Strict):
     def _fill_taxonomy(self) -> "TunegateConfig":
         if self.taxonomy is None:
             self.taxonomy = load_taxonomy(DEFAULT_TAXONOMY_FILE)
+        unknown = sorted(set(self.business.volume_shares or ()) - set(self.taxonomy.labels))
+        if unknown:
+            raise ValueError(f"business.volume_shares names labels not in the taxonomy: {', '.join(unknown[:5])}")
         return self
 
     # -- derived paths -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 For every candidate it prices what the business pays each month: the share of answers an operator must
 correct (invalid answers and failed requests included), the operator time and cost of those
 corrections, the extra cost of misrouting weighted by critical labels (per-class error rate x the
-class's share of volume x its error cost), and the inference bill (price per answer x volume). A
+class's share of volume x its error cost; shares from `business.volume_shares`, else the test set's label
+mix), and the inference bill (price per answer x volume). A
 fine-tuned candidate also carries its one-off training cost, and its payback period against the best
 prompting candidate (training cost / monthly saving; "never" when it saves nothing).
 
@@ -49,18 +50,21 @@ def candidate_economics(metrics: dict, label_counts: dict[str, int], config,
     """Monthly figures for one candidate (see the module docstring for the arithmetic)."""
     b = config.business
     volume = b.monthly_volume
-    error_share = 1.0 - metrics["accuracy"]
+    shares = volume_shares(label_counts, config)
+    err_rate = {lab: 1.0 - metrics["per_class"][lab]["recall"] if lab in metrics["per_class"] else 1.0
+                for lab in shares}
+    # with the test set's own mix this is 1 - accuracy; with production shares each class's error
+    # rate is weighted by its share of real traffic
+    error_share = 1.0 - metrics["accuracy"] if b.volume_shares is None else \
+        sum(shares[lab] * err_rate[lab] for lab in shares)
     corrections = error_share * volume
     hours = corrections * b.seconds_per_correction / 3600.0
     correction_cost = hours * b.hourly_cost
     costs = label_error_costs(config)
     critical = {lab for lab, spec in config.taxonomy.labels.items() if spec.critical}
-    total_rows = sum(label_counts.values())
     error_cost = critical_cost = 0.0
-    for lab, n in label_counts.items():
-        per_class = metrics["per_class"].get(lab)
-        err_rate = 1.0 - per_class["recall"] if per_class else 1.0
-        c = err_rate * (n / total_rows) * volume * costs.get(lab, b.default_error_cost)
+    for lab, share in shares.items():
+        c = err_rate[lab] * share * volume * costs.get(lab, b.default_error_cost)
         error_cost += c
         if lab in critical:
             critical_cost += c
@@ -72,6 +76,16 @@ def candidate_economics(metrics: dict, label_counts: dict[str, int], config,
         "training_cost": training_cost if metrics["approach"] == "fine_tuned" else None,
         "payback_months": None, "monthly_saving_vs_best_prompt": None,
     }
+
+
+def volume_shares(label_counts: dict[str, int], config) -> dict[str, float]:
+    """Each label's share of monthly tickets: `business.volume_shares` normalised, else the test mix."""
+    given = config.business.volume_shares
+    if given is None:
+        total = sum(label_counts.values())
+        return {lab: n / total for lab, n in label_counts.items()} if total else {}
+    total = sum(given.values())
+    return {lab: x / total for lab, x in given.items() if x > 0}
 
 
 def payback_months(training_cost: float, monthly_saving: float) -> float | str:
@@ -388,7 +402,9 @@ def _markdown(report: dict) -> str:
     parts += ["", "## Best vs runner-up", "", _comparison_text(report["best_vs_runner_up"]), "",
               "## Details", "", _md_table(*_detail_rows(report)), "",
               "Corrections count every answer that was wrong, invalid (not exactly a label) or failed. "
-              "Cost of errors weights each class's error rate by its share of volume and its error cost "
+              "Cost of errors weights each class's error rate by its share of volume "
+              f"({'from business.volume_shares' if report['business'].get('volume_shares') else 'the test set mix'}) "
+              "and its error cost "
               "(critical labels in brackets). Stability: agreement of the repeat run(s) at temperature "
               f"{report['settings'].get('stability_temperature', 'n/a')} with the scored run at temperature 0. "
               "Order sensitivity: the same few-shot examples shuffled with another seed.", "",

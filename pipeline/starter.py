@@ -91,4 +91,5 @@ business:
   currency: USD
   min_accuracy_gain: 0.01        # a change must beat the incumbent by at least this much accuracy
   max_payback_months: 12         # a fine-tuned model must pay its training back within this
+  volume_shares: null            # {label: share of monthly tickets} from production; null: the test set's mix
 """

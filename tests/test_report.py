@@ -35,6 +35,21 @@ def test_candidate_economics_hand_checked():
     assert e["training_cost"] is None
     ft = candidate_economics({**metrics, "approach": "fine_tuned"}, {"a": 100, "b": 300}, cfg, 120.0)
     assert ft["training_cost"] == 120.0
+    # production traffic is half a, half b (the test set had 25/75): errors and their cost re-weighted
+    prod = cfg.model_copy(update={"business": cfg.business.model_copy(update={"volume_shares": {"a": 2, "b": 2}})})
+    p = candidate_economics(metrics, {"a": 100, "b": 300}, prod)
+    assert p["error_share"] == pytest.approx(0.5 * 0.2 + 0.5 * 0.05)          # 0.125
+    assert p["corrections_per_month"] == pytest.approx(1250)
+    assert p["error_cost"] == pytest.approx(0.2 * 0.5 * 10000 * 10 + 0.05 * 0.5 * 10000 * 1)
+
+
+def test_volume_shares_must_name_taxonomy_labels():
+    from pipeline.config import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="not in the taxonomy"):
+        load_config(None, business={"volume_shares": {"no_such_label": 1.0}})
+    with pytest.raises((ConfigError, ValueError), match="non-negative"):
+        load_config(None, business={"volume_shares": {"card_arrival": -1.0}})
 
 
 def test_payback_months():
