@@ -35,7 +35,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from pipeline.config import MaskingSpec
+from pipeline.config import DATA_DIR, MaskingSpec
 from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,14 @@ withdrawal withdraw deposit pending declined statement salary currency beneficia
 @functools.lru_cache(maxsize=1)
 def _domain_words() -> frozenset[str]:
     """Words used in at least 3 of the bundled Banking77 training requests ("incorrect", "broken",
-    "gotten"): support-ticket vocabulary, no names. NER reading a lower-case or ALL-CAPS text through
+    "gotten"): support-ticket vocabulary, less the few given names among them. NER reading a lower-case or ALL-CAPS text through
     its Capitalised copy takes such words for names; a name made only of them is dropped. Derived from
     data rather than written by hand because no maintained English lexicon ships offline with spaCy's
     small model (its vocabulary has no frequencies)."""
     import csv
 
     df: Counter[str] = Counter()
-    with open(Path(__file__).resolve().parent / "data" / "banking77" / "train.csv", encoding="utf-8") as fh:
+    with open(DATA_DIR / "banking77" / "train.csv", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             df.update(set(re.findall(r"[^\W\d_]+", row["text"].lower())))
     return frozenset(w for w, n in df.items() if n >= 3) - _NAMES_AMONG_DOMAIN_WORDS
