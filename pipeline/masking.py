@@ -265,10 +265,10 @@ class Masker:
         copy = "".join(out)
         return copy if copy != text else None
 
-    def _ner_spans(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
+    def _ner_spans(self, texts: list[str], title_copies: list[str | None]) -> list[list[tuple[str, int, int, float]]]:
+        """NER entities per text; a text with a Capitalised copy (``title_copy``) is read through it."""
         jobs = []  # (text index, offset, source text, only these labels)
-        for i, t in enumerate(texts):
-            tc = self.title_copy(t)
+        for i, (t, tc) in enumerate(zip(texts, title_copies)):
             src, keep = (tc, TITLECASE_LABELS) if tc is not None else (t, None)
             jobs.extend((i, s, src[s:e], src, keep) for s, e in self.ner_windows(src))
         out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
@@ -366,18 +366,19 @@ class Masker:
         # the recognizers see both, and everything is resolved on the original text.
         lows = [lower_copy(t) if shouting(t) else None for t in texts]
         # NER on capitals reads most words as names: such a text is read through its lower-case copy only
-        ner = self._ner_spans([low if low is not None else t for t, low in zip(texts, lows)])
+        srcs = [low if low is not None else t for t, low in zip(texts, lows)]
+        tcs = [self.title_copy(s) for s in srcs]
+        ner = self._ner_spans(srcs, tcs)
         out = []
-        for i, t in enumerate(texts):
+        for t, low, tc, n in zip(texts, lows, tcs, ner):
             pattern = self._pattern_spans(t)
-            if lows[i] is not None:
-                pattern = pattern + self._pattern_spans(lows[i])
+            if low is not None:
+                pattern = pattern + self._pattern_spans(low)
             # the address and place rules lean on capitals too: a text with none (or its lower-case
             # copy) also lends them its Capitalised copy, for places only
-            tc = self.title_copy(lows[i] if lows[i] is not None else t)
             if tc is not None:
                 pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
-            out.append(self._resolve(t, _reconcile(pattern, ner[i])))
+            out.append(self._resolve(t, _reconcile(pattern, n)))
         return out
 
     def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:

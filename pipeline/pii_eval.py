@@ -130,10 +130,7 @@ def _token_labels(text: str, spans: Sequence[tuple[str | None, int, int]]) -> li
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f2": round(f2, 4)}
+    return _ratio_prf(tp, tp + fp, tp, tp + fn)
 
 
 def _scope(masker) -> dict[str, str | None]:
@@ -213,13 +210,13 @@ def score_spans(records: Sequence[dict], predictions: Sequence[Sequence[tuple[st
         for t, s, e in pspans:
             for i in _covered(tokens, s, e):
                 ptag[i] = t
-        golds = [(sp["entity_type"], sp["start_position"], sp["end_position"]) for sp in rec["spans"]]
+        golds = [(sp["entity_type"], _covered(tokens, sp["start_position"], sp["end_position"]))
+                 for sp in rec["spans"]]
         gtypes: list[set] = [set() for _ in tokens]  # every mapped type a token has (gold spans may nest)
-        for r, s, e in golds:
-            for i in _covered(tokens, s, e):
+        for r, idx in golds:
+            for i in idx:
                 gtypes[i].add(mapping.get(r))
-        for r, s, e in golds:
-            idx = _covered(tokens, s, e)
+        for r, idx in golds:
             if not idx:
                 continue
             gold_n[r] += 1
@@ -295,12 +292,13 @@ def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int]
     return score_both(records, preds, _scope(masker))
 
 
-def evaluate_splits(data_path=None, masker: Analyzer | None = None) -> dict:
+def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: list[dict] | None = None) -> dict:
     """All templates at the top, tune and held-out templates under ``splits``; one analysis pass.
 
     Records without a ``template_id`` (a user's own file) get the all-records figures only.
     """
-    records = load_records(data_path)
+    if records is None:
+        records = load_records(data_path)
     if masker is None:
         from pipeline.masking import Masker
 
@@ -350,11 +348,12 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
     held-out templates; 1 if not; 2 if the file cannot be read.
     """
     try:
-        validate_records(load_records(data))
+        records = load_records(data)
+        validate_records(records)
     except (OSError, ValueError) as exc:
         print(f"pii-eval: cannot use {data or default_data_path()}: {exc}", file=sys.stderr)
         return 2
-    res = evaluate_splits(data)
+    res = evaluate_splits(records=records)
     judged = [res] + ([res["splits"]["held_out"]] if "held_out" in res["splits"] else [])
     ok = all(targets_met(r) for r in judged)
     res["targets"] = dict(TARGETS)
