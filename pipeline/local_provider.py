@@ -777,10 +777,7 @@ def _complete(models: Models, body: dict) -> dict:
     completion_tokens = 0
     for i in range(n):
         s = None if seed is None else seed + i
-        if isinstance(model, pm.FineTunedClassifier):
-            d = model.answer(prompt, temperature=float(temperature), seed=s, allowed=allowed, name=model_name)
-        else:
-            d = model.answer(prompt, temperature=float(temperature), seed=s, allowed=allowed)
+        d = model.answer(prompt, temperature=float(temperature), seed=s, allowed=allowed)
         content = json.dumps({json_key: d.label}) if json_key else d.label
         finish = "stop"
         toks = _ENC.encode(content)

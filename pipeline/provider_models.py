@@ -642,7 +642,7 @@ class FineTunedClassifier:
         return p / total if total > 0 else np.full_like(p, 1.0 / len(p))
 
     def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
-               allowed: Sequence[str] | None = None, name: str = "ft") -> Decision:
+               allowed: Sequence[str] | None = None) -> Decision:
         labels = list(self.clf.classes_)
         s = self.scores(prompt.ticket)
         space = set(prompt.labels) & set(labels)
@@ -652,8 +652,11 @@ class FineTunedClassifier:
             keep = np.array([l in space for l in labels])
             labels = [l for l, k in zip(labels, keep) if k]
             s = s[keep]
-        return _choose(labels, s, temperature=temperature, seed=seed, ticket=prompt.ticket, model=name,
-                       slip_rate=self.slip_rate, sharpness=8.0, allow_slip=not allowed)
+        # slips are keyed on what the model was trained from (base model, training seed), not on its
+        # served name, whose job id differs from run to run: the same training gives the same answers
+        return _choose(labels, s, temperature=temperature, seed=seed, ticket=prompt.ticket,
+                       model=f"ft:{self.base}:{self.seed}", slip_rate=self.slip_rate, sharpness=8.0,
+                       allow_slip=not allowed)
 
 
 # -------------------------------------------------------------------------------- prompt helpers
@@ -716,7 +719,7 @@ def _bench(train_csv: str, test_csv: str, taxonomy: str, limit: int | None) -> N
         sysmsg = system_prompt(labels)
         correct = slips = 0
         for text, gold in zip(te["text"], te["category"]):
-            d = ft.answer(parse_prompt(build_messages(sysmsg, text)), name="ft:" + model)
+            d = ft.answer(parse_prompt(build_messages(sysmsg, text)))
             correct += d.label == gold
             slips += not d.in_label_space
         print(f"{model:9s} {'fine-tuned (' + str(auto_epochs(len(tr))) + ' ep)':26s} acc={correct/len(te):.3f} "

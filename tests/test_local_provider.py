@@ -115,11 +115,12 @@ def test_finetune_job_trains_reports_and_beats_zero_shot(client):
     ft_acc = _accuracy(client, job.fine_tuned_model, TEST)
     zs_acc = _accuracy(client, "tg-small", TEST)
     assert ft_acc > zs_acc + 0.15, (ft_acc, zs_acc)
-    # deterministic for the same file and seed
+    # deterministic for the same file and seed, rare paraphrase slips included (they must not depend on
+    # the served name, whose job id differs)
     job2 = _wait(client, client.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, seed=7,
                                                         hyperparameters={"n_epochs": 4}).id)
-    sample = TEST.head(20)
-    assert _answers(client, job.fine_tuned_model, sample) == _answers(client, job2.fine_tuned_model, sample)
+    assert job2.fine_tuned_model != job.fine_tuned_model
+    assert _answers(client, job.fine_tuned_model, TEST) == _answers(client, job2.fine_tuned_model, TEST)
 
 
 def _answers(client, model, df):
