@@ -29,7 +29,7 @@ def _balance_md(bal) -> str:
 
 @asset_check(asset=raw_tickets, blocking=True, description="Great Expectations suite on the canonical raw table.")
 def raw_tickets_expectations(tunegate: TunegateConfigResource, raw_tickets: dict) -> AssetCheckResult:
-    from pipeline.validation import validate_raw_tickets
+    from pipeline.data.validation import validate_raw_tickets
 
     cfg = tunegate.load()
     df = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_tickets["version"], "tickets")
@@ -58,7 +58,7 @@ def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource
     # the masking step, which already refuses to write a version with residual PII.
     from collections import Counter
 
-    from pipeline.leak_guard import scan_residual
+    from pipeline.pii.leak_guard import scan_residual
 
     cfg = tunegate.load()
     df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "masked_tickets", masked_tickets["version"],
@@ -75,7 +75,7 @@ def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource
 
 @asset_check(asset=deduplicated_tickets, blocking=True, description="No two kept tickets share a normalised text.")
 def deduplicated_no_exact_duplicates(deduplicated_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
-    from pipeline.dedup import normalize_text
+    from pipeline.data.dedup import normalize_text
 
     cfg = tunegate.load()
     df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "deduplicated_tickets",
@@ -99,8 +99,8 @@ def labelled_in_taxonomy(labelled_tickets: dict, tunegate: TunegateConfigResourc
 @asset_check(asset=dataset_splits, blocking=True,
              description="Zero near-duplicate pairs between test and train/val (and val and train) at the split threshold.")
 def splits_no_cross_split_near_duplicates(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
-    from pipeline.splits import cross_split_pairs
-    from pipeline.steps import read_split
+    from pipeline.data.splits import cross_split_pairs
+    from pipeline.data.steps import read_split
 
     cfg = tunegate.load()
     tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
@@ -113,9 +113,9 @@ def splits_no_cross_split_near_duplicates(dataset_splits: dict, tunegate: Tunega
 @asset_check(asset=dataset_splits, blocking=True,
              description="Great Expectations suites on train/val/test, no ticket in two splits, no structured PII.")
 def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
-    from pipeline.leak_guard import scan_residual
-    from pipeline.steps import read_split
-    from pipeline.validation import validate_split
+    from pipeline.pii.leak_guard import scan_residual
+    from pipeline.data.steps import read_split
+    from pipeline.data.validation import validate_split
 
     cfg = tunegate.load()
     tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
@@ -132,8 +132,8 @@ def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) 
 
 @asset_check(asset=dataset_splits, blocking=False, description="Every label appears in train and test; ratios near the config.")
 def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
-    from pipeline.splits import class_balance
-    from pipeline.steps import read_split
+    from pipeline.data.splits import class_balance
+    from pipeline.data.steps import read_split
 
     cfg = tunegate.load()
     tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}

@@ -1,6 +1,6 @@
 """The data half as assets: landing files -> raw -> masked -> deduplicated -> labelled -> splits.
 
-Each asset calls one `pipeline.steps` function, passes on a small version reference (not the data)
+Each asset calls one `pipeline.data.steps` function, passes on a small version reference (not the data)
 and attaches what a data engineer needs to trust it: counts, reasons, statistics, the version id.
 All of them write the catalog, so they share the `tunegate_catalog` concurrency pool.
 """
@@ -8,7 +8,7 @@ All of them write the catalog, so they share the `tunegate_catalog` concurrency 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from assets.resources import TunegateConfigResource
-from pipeline import steps
+from pipeline.data import steps
 
 POOL = "tunegate_catalog"
 

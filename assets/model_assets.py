@@ -1,6 +1,6 @@
 """The model half as assets: fine-tuning files and jobs, holdout evaluation, the decision report.
 
-Thin wrappers over `pipeline.model_steps`. A fine-tuning job that outlives `finetune.follow_timeout_s`
+Thin wrappers over `pipeline.model.steps`. A fine-tuning job that outlives `finetune.follow_timeout_s`
 does not hold the run: the asset fails with a clear message and `finetune_job_sensor` starts a new
 run of the model half when the job reaches a terminal state (submission is idempotent, so the new run
 picks the same job up).
@@ -12,7 +12,7 @@ from dagster import (AssetCheckResult, AssetExecutionContext, AssetSelection, Fa
                      RunRequest, SensorEvaluationContext, SkipReason, asset, asset_check, define_asset_job, sensor)
 
 from assets.resources import TunegateConfigResource
-from pipeline import model_steps
+from pipeline.model import steps as model_steps
 
 POOL = "tunegate_catalog"
 
@@ -43,7 +43,7 @@ def finetune_files_valid(finetune_files: dict) -> AssetCheckResult:
 @asset(group_name="model", pool=POOL, description="Fine-tuning job per base model on the configured endpoint; idempotent.")
 def finetune_job(context: AssetExecutionContext, tunegate: TunegateConfigResource, dataset_splits: dict,
                  finetune_files: dict) -> Output:
-    from pipeline.finetune import FinetuneFailed, FinetuneTimeout
+    from pipeline.model.finetune import FinetuneFailed, FinetuneTimeout
 
     try:
         out = model_steps.step_finetune_job(tunegate.load(), dataset_splits["version"], finetune_files,
@@ -94,7 +94,7 @@ model_half_job = define_asset_job("model_half", selection=AssetSelection.groups(
 def finetune_job_sensor(context: SensorEvaluationContext):
     from pipeline.catalog import Catalog
     from pipeline.config import load_config
-    from pipeline.finetune import poll_once
+    from pipeline.model.finetune import poll_once
 
     cfg = load_config(os.environ.get("TUNEGATE_CONFIG") or None)
     if not cfg.catalog_path.exists():

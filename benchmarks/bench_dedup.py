@@ -8,7 +8,7 @@ Prints, in one run:
     (sparse matrix product), i.e. the recall of the LSH step; plus the one-typo twins;
   * false-merge proxy on the clean Banking77 train set: clusters holding more than one label and the
     largest cluster, for the default rules and with the containment rule switched on;
-  * with --sample-manifest: on the bundled sample (`python -m pipeline.sample`), planted near-duplicate
+  * with --sample-manifest: on the bundled sample (`python -m pipeline.data.sample.generator`), planted near-duplicate
     pairs put in one cluster and clusters per planted template (raw landing texts, or --masked).
 
 Usage: .venv/bin/python benchmarks/bench_dedup.py [--data pipeline/data/banking77]
@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.config import DedupSpec
-from pipeline.dedup import NearDupIndex, _char_ngrams, cross_pairs, find_clusters, normalize_template
+from pipeline.data.dedup import NearDupIndex, _char_ngrams, cross_pairs, find_clusters, normalize_template
 from pipeline.config import DATA_DIR
 
 
@@ -64,7 +64,7 @@ def load_sample(landing: Path, masked: bool) -> pd.DataFrame:
     df = df.dropna(subset=["ticket_id"]).drop_duplicates("ticket_id").rename(columns={"customer_text": "text"})
     df["text"] = df["text"].fillna("").astype(str)
     if masked:
-        from pipeline.masking import Masker
+        from pipeline.pii.masker import Masker
 
         df["text"] = [r.text for r in Masker().mask_texts(df["text"].tolist())]
     return df.reset_index(drop=True)

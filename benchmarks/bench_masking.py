@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.pii_eval import default_data_path, load_records, score  # noqa: E402
+from pipeline.pii.evaluate import default_data_path, load_records, score  # noqa: E402
 from pipeline.config import DATA_DIR
 
 PLANTS = [  # (template, entity type); values are generated, not copied from any data set
@@ -58,7 +58,7 @@ def _kz_iban(rng: random.Random) -> str:
 
 
 def _iin(rng: random.Random) -> str:
-    from pipeline.recognizers import kz_iin_ok
+    from pipeline.pii.recognizers import kz_iin_ok
 
     while True:
         d = f"{rng.randint(50, 99):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.choice('34')}" + \
@@ -145,7 +145,7 @@ def run_compare(recs: list[dict], rounds: int = 3) -> float:
     ratio; per round it also prints the CPU-time ratio of this process, which load disturbs less."""
     import statistics
 
-    from pipeline.masking import Masker
+    from pipeline.pii.masker import Masker
 
     texts = [r["full_text"] for r in recs]
     base = PresidioBaseline()
@@ -173,7 +173,7 @@ def run_compare(recs: list[dict], rounds: int = 3) -> float:
     masker._cache.clear()
     ours_spans = masker.analyze(texts)
     mapping = {k: None for k in ("DATE_TIME", "TITLE", "AGE", "US_DRIVER_LICENSE", "ORGANIZATION")}
-    from pipeline.pii_eval import DATA_TO_OURS
+    from pipeline.pii.evaluate import DATA_TO_OURS
 
     mapping = {**DATA_TO_OURS, **mapping, "KZ_IIN": "KZ_IIN"}
     s_base = score(recs, [[(r.entity_type, r.start, r.end) for r in rr] for rr in base_res], mapping)["overall"]
@@ -189,7 +189,7 @@ def run_compare(recs: list[dict], rounds: int = 3) -> float:
 
 
 def run_stream(n: int, recs: list[dict]) -> None:
-    from pipeline.masking import Masker, iter_masked
+    from pipeline.pii.masker import Masker, iter_masked
 
     texts = [r["full_text"] for r in recs]
     rng = random.Random(1)

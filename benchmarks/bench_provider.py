@@ -1,7 +1,7 @@
 """Benchmark: the embedded model provider over HTTP, zero-shot vs long-prompt vs few-shot requests.
 
 Starts the provider (`LocalProvider.start` on a temporary state directory; stopped by its PID at the
-end), builds the evaluation's three prompt kinds with `pipeline.prompts` on Banking77 test tickets:
+end), builds the evaluation's three prompt kinds with `pipeline.model.prompts` on Banking77 test tickets:
 
   - zero_shot:   short system prompt (label names), then the ticket;
   - long_prompt: long system prompt (rules + label descriptions), then the ticket;
@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import openai  # noqa: E402
 from openai.types.chat import ChatCompletion  # noqa: E402
 
-from pipeline import prompts as pr  # noqa: E402
-from pipeline.endpoint import LocalProvider, complete_many  # noqa: E402
-from pipeline.evaluation import select_few_shot  # noqa: E402
+from pipeline.model import prompts as pr  # noqa: E402
+from pipeline.model.endpoint import LocalProvider, complete_many  # noqa: E402
+from pipeline.model.evaluation import select_few_shot  # noqa: E402
 from pipeline.config import DATA_DIR
 
 DATA = DATA_DIR / "banking77"
-TAXONOMY = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "taxonomy.yaml"
+TAXONOMY = Path(__file__).resolve().parents[1] / "pipeline" / "bundled" / "taxonomy.yaml"
 KINDS = ("zero_shot", "long_prompt", "few_shot")
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--structured", action="store_true", help="send the json_schema response format")
     ap.add_argument("--warmup", type=int, default=1, help="requests per kind sent before timing (not counted)")
     ap.add_argument("--client", choices=("sdk", "untransformed"), default="sdk",
-                    help="sdk: client.chat.completions.create, as pipeline.endpoint sends today; untransformed: "
+                    help="sdk: client.chat.completions.create, as pipeline.model.endpoint sends today; untransformed: "
                          "the same request body posted without the SDK's client-side parameter transform")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--dump", help="write answers and usage to this JSON file")

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_DIR = Path(str(resources.files("pipeline") / "data"))
+DATA_DIR = Path(str(resources.files("pipeline") / "bundled"))
 DEFAULT_TAXONOMY_FILE = DATA_DIR / "taxonomy.yaml"
 
 

@@ -17,7 +17,7 @@ for _var in ("TUNEGATE_PROVIDER_FAULTS", "TUNEGATE_PROVIDER_FAULT_SEED", "TUNEGA
 @pytest.fixture(scope="session")
 def sample_warehouse(tmp_path_factory):
     """A warehouse whose landing folder holds the full bundled sample; returns (warehouse, manifest)."""
-    from pipeline.sample import generate_sample
+    from pipeline.data.sample.generator import generate_sample
 
     wh = tmp_path_factory.mktemp("warehouse")
     manifest = generate_sample(wh / "landing", wh / "sample_manifest.json")
@@ -61,7 +61,7 @@ def model_run(data_run, tmp_path_factory):
 
     from assets.runner import run_job
     from pipeline.config import load_config
-    from pipeline.endpoint import LocalProvider
+    from pipeline.model.endpoint import LocalProvider
 
     wh = data_run["warehouse"]
     path = tmp_path_factory.mktemp("config") / "tunegate.yaml"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.cli import main
+from assets.cli import main
 from pipeline.config import DATA_DIR, load_config
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 from pipeline.config import DATA_DIR, DedupSpec
-from pipeline.dedup import (
+from pipeline.data.dedup import (
     NearDupIndex,
     _jaccard,
     _one_edit,

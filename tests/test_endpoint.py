@@ -7,9 +7,9 @@ import os
 import openai
 import pytest
 
-from pipeline import provider_models as pm
+from pipeline.provider import models as pm
 from pipeline.config import EndpointSpec
-from pipeline.endpoint import LocalProvider, _pid_alive, complete_many, make_client, resolve_endpoint
+from pipeline.model.endpoint import LocalProvider, _pid_alive, complete_many, make_client, resolve_endpoint
 
 SYSTEM = pm.system_prompt(["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_limits"])
 

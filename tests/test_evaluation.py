@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from pipeline import stats
+from pipeline.model import stats
 from pipeline.config import DATA_DIR, load_config
-from pipeline.evaluation import (Candidate, candidates_from_config, score_candidates, select_few_shot,
+from pipeline.model.evaluation import (Candidate, candidates_from_config, score_candidates, select_few_shot,
                                  stratified_sample)
 
 B77 = DATA_DIR / "banking77"
@@ -195,7 +195,7 @@ def test_stratified_sample_keeps_shares():
 
 def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_path):
     from pipeline.catalog import Catalog
-    from pipeline.evaluation import record
+    from pipeline.model.evaluation import record
 
     labels = test_labels[:200]
     cands = [Candidate("a", "m", "zero_shot", "m", 0.1, 0.2), Candidate("b", "m", "long_prompt", "m", 0.1, 0.2)]
@@ -213,8 +213,8 @@ def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_pa
 # ------------------------------------------------------------------------------------ integration
 def test_run_evaluation_through_the_embedded_provider(tmp_path):
     """zero_shot, long_prompt and few_shot for tg-small on 10 labels x 8 test rows, for real."""
-    import pipeline.endpoint as endpoint
-    from pipeline.evaluation import run_evaluation
+    import pipeline.model.endpoint as endpoint
+    from pipeline.model.evaluation import run_evaluation
 
     cfg = load_config(None, evaluation={"models": [{"name": "tg-small", "price_input_per_1m": 0.15,
                                                     "price_output_per_1m": 0.60}],

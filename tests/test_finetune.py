@@ -14,16 +14,16 @@ import pytest
 
 from pipeline.catalog import Catalog
 from pipeline.config import EndpointSpec, FinetuneSpec, load_config
-from pipeline.finetune import (FinetuneFailed, FinetuneTimeout, follow, job_row, poll_once,
+from pipeline.model.finetune import (FinetuneFailed, FinetuneTimeout, follow, job_row, poll_once,
                                submit_or_reuse)
-from pipeline.finetune_files import build_finetune_files, files_hash
+from pipeline.model.finetune_files import build_finetune_files, files_hash
 from pipeline.config import DATA_DIR
 
-import pipeline.endpoint as endpoint
+import pipeline.model.endpoint as endpoint
 
 BANKING77 = DATA_DIR / "banking77" / "train.csv"
 if not BANKING77.exists():
-    BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "banking77" / "train.csv"
+    BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "bundled" / "banking77" / "train.csv"
 
 POLL = 0.2
 TIMEOUT = 90.0
@@ -186,7 +186,7 @@ def test_changed_file_is_not_uploaded(provider, catalog, files, tmp_path):
 
 
 def test_unfinished_jobs_for_a_sensor(provider, catalog, files):
-    from pipeline.finetune import unfinished_jobs
+    from pipeline.model.finetune import unfinished_jobs
     client, url = provider
     spec = FinetuneSpec(n_epochs=50)  # >= 15 s: still running when the sensor looks and the test cancels
     row = submit_or_reuse(client, catalog, files, "ds-sensor", "cfg-1", spec, spec.base_model, url)

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from pipeline.config import CandidateModel, load_config
-from pipeline.finetune_files import (build_finetune_files, default_epochs, num_tokens_from_messages,
+from pipeline.model.finetune_files import (build_finetune_files, default_epochs, num_tokens_from_messages,
                                      validate_jsonl)
-from pipeline.prompts import system_prompt
+from pipeline.model.prompts import system_prompt
 from pipeline.config import DATA_DIR
 
 BANKING77 = DATA_DIR / "banking77" / "train.csv"
 if not BANKING77.exists():  # the copy bundled with the package
-    BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "banking77" / "train.csv"
+    BANKING77 = Path(__file__).resolve().parents[1] / "pipeline" / "bundled" / "banking77" / "train.csv"
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +161,8 @@ def test_default_epochs_rule():
 
 
 def test_prompt_protocol_round_trip(config, splits):
-    from pipeline.prompts import build_messages, label_response_format, parse_answer
-    from pipeline.provider_models import parse_labels
+    from pipeline.model.prompts import build_messages, label_response_format, parse_answer
+    from pipeline.provider.models import parse_labels
 
     for style in ("short", "long"):
         labels, descriptions = parse_labels(system_prompt(config, style))

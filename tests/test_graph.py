@@ -35,7 +35,7 @@ def test_no_raw_pii_value_downstream_of_masking(data_run, sample_warehouse):
     raw = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_v, "tickets")
     manifest = data_run["manifest"]
     pii_ids = {tid for tid, _types in manifest["pii_tickets"]}
-    from pipeline.masking import Masker
+    from pipeline.pii.masker import Masker
 
     masker = Masker(cfg.masking)
     spans = masker.analyze(raw[raw.ticket_id.isin(pii_ids)]["text"].tolist())
@@ -76,7 +76,7 @@ def test_split_has_no_cross_split_near_duplicates_and_is_published(data_run):
 
 def test_rerun_gives_the_same_versions(data_run):
     """Same input and config -> same version ids; re-running after a finished run changes nothing."""
-    from pipeline import steps
+    from pipeline.data import steps
 
     cfg = data_run["cfg"]
     before = {a: artifact_meta(cfg, a)[0] for a in ("raw_tickets", "masked_tickets", "deduplicated_tickets")}
@@ -157,8 +157,8 @@ def test_no_planted_name_reaches_the_splits(data_run):
     included) are in no masked ticket and no split."""
     import re
 
-    from pipeline.sample import FIRST_F, FIRST_M, PATRONYM_ROOTS, SURNAMES
-    from pipeline.steps import read_split
+    from pipeline.data.sample.generator import FIRST_F, FIRST_M, PATRONYM_ROOTS, SURNAMES
+    from pipeline.data.steps import read_split
 
     words = {s.lower() for s in SURNAMES} | {s.lower() + "a" for s in SURNAMES} | {
         r.lower() + end for r in PATRONYM_ROOTS for end in ("ovna", "ovich")} | {

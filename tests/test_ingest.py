@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_config
-from pipeline.ingest import ingest_landing
+from pipeline.data.ingest import ingest_landing
 
 
 @pytest.fixture(scope="module")

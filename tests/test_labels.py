@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DEFAULT_TAXONOMY_FILE, DedupSpec, LabelCheckSpec, load_taxonomy
-from pipeline.dedup import find_clusters
-from pipeline.labels import apply_policy, check_labels, detect_renames, label_key, normalize_labels
+from pipeline.data.dedup import find_clusters
+from pipeline.data.labels import apply_policy, check_labels, detect_renames, label_key, normalize_labels
 from pipeline.config import DATA_DIR
 
 DATA = str(DATA_DIR / "banking77")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import tiktoken
 
-from pipeline import provider_models as pm
-from pipeline.endpoint import LocalProvider, complete_many
+from pipeline.provider import models as pm
+from pipeline.model.endpoint import LocalProvider, complete_many
 from pipeline.config import DATA_DIR
 
 DATA = DATA_DIR / "banking77"

@@ -12,13 +12,13 @@ import pytest
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from pipeline.leak_guard import scan_residual  # noqa: E402
-from pipeline.masking import Masker, mask_file  # noqa: E402
-from pipeline.recognizers import kz_bin_ok, kz_iin_ok, luhn_ok  # noqa: E402
+from pipeline.pii.leak_guard import scan_residual  # noqa: E402
+from pipeline.pii.masker import Masker, mask_file  # noqa: E402
+from pipeline.pii.recognizers import kz_bin_ok, kz_iin_ok, luhn_ok  # noqa: E402
 from pipeline.config import DATA_DIR
 
 BANKING = DATA_DIR / "banking77" / "train.csv"
-SYNTH = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "pii" / "synth_dataset_v2.json"
+SYNTH = Path(__file__).resolve().parents[1] / "pipeline" / "bundled" / "pii" / "synth_dataset_v2.json"
 
 IIN = "900101300017"  # valid control digit, born 1990-01-01
 BIN = "990440000018"
@@ -247,7 +247,7 @@ def test_a_name_found_once_is_masked_where_it_repeats(masker):
 
 
 def test_street_corner_and_city_line_inside_an_address(masker):
-    from pipeline.masking import _address_context, _glue_locations
+    from pipeline.pii.masker import _address_context, _glue_locations
 
     text = "Please send the card to Marit and Rua das Flores 120"
     assert masker.analyze([text])[0] == [("LOCATION", text.index("Marit"), len(text))]
@@ -278,7 +278,7 @@ def test_name_never_spans_a_line_break(masker):
 
 
 def test_street_line_above_a_unit_line_joins_the_address(masker):
-    from pipeline.masking import _address_context
+    from pipeline.pii.masker import _address_context
 
     text = "Odile Marchetti\n415 chemin des Saules 12\nApt. 3\nLYON\nFrance 69001"
     spans = [["PERSON", 0, 15, .85], ["PERSON", 20, 39, .85], ["LOCATION", text.index("Apt"), len(text), .9]]
@@ -325,7 +325,7 @@ def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
 
 
 def test_all_capitals_synth_records_keep_most_names(masker):
-    from pipeline.pii_eval import load_records, score_spans
+    from pipeline.pii.evaluate import load_records, score_spans
 
     recs = [dict(r, full_text=_case_copy(r["full_text"], True)) for r in load_records()]
     res = score_spans(recs, masker.analyze([r["full_text"] for r in recs]))
@@ -355,8 +355,8 @@ def test_addresses_in_lower_case_and_capitals_are_masked(masker, text, kept):
 def test_url_pattern_on_chunks_finds_what_it_finds_on_whole_texts(banking):
     from presidio_analyzer.predefined_recognizers import UrlRecognizer
 
-    from pipeline.pii_eval import load_records
-    from pipeline.recognizers import ChunkScopedRecognizer
+    from pipeline.pii.evaluate import load_records
+    from pipeline.pii.recognizers import ChunkScopedRecognizer
 
     texts = [r["full_text"] for r in load_records()] + banking[:500] + [
         "see kaspi.kz/help.", "go to https://halykbank.kz/cards?x=1, now", "(www.example.com)", "a.b@c.com"]

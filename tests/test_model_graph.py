@@ -25,7 +25,7 @@ def test_second_materialization_submits_no_new_job(model_run):
     jobs = Catalog(cfg.catalog_path).query("SELECT job_id, base_model, status FROM finetune_jobs")
     assert len(jobs) == len([m for m in cfg.evaluation.models if m.finetune])
     assert set(jobs.status) == {"succeeded"}
-    from pipeline.model_steps import client_for
+    from pipeline.model.steps import client_for
 
     client, _ = client_for(cfg)
     assert len(list(client.fine_tuning.jobs.list(limit=100))) == len(jobs)
@@ -85,7 +85,7 @@ def test_lineage_from_model_back_to_raw_tickets(model_run):
 
 def test_endpoint_down_is_a_clear_error(tmp_path):
     from pipeline.config import load_config
-    from pipeline.model_steps import EndpointUnreachable, step_finetune_job
+    from pipeline.model.steps import EndpointUnreachable, step_finetune_job
 
     cfg = load_config(None, warehouse=str(tmp_path),
                       endpoint={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0, "timeout_s": 3})

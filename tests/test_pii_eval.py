@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from pipeline.pii_eval import (DATA_TO_OURS, default_data_path, evaluate, is_tune_template,  # noqa: E402
+from pipeline.pii.evaluate import (DATA_TO_OURS, default_data_path, evaluate, is_tune_template,  # noqa: E402
                                load_records, score, template_split)
 
 
@@ -60,7 +60,7 @@ def test_figures_on_fixed_subset():
 
 
 def test_cli_json(capsys):
-    from pipeline.pii_eval import pii_eval_command
+    from pipeline.pii.evaluate import pii_eval_command
 
     rc = pii_eval_command(None, as_json=True)
     out = json.loads(capsys.readouterr().out)
@@ -79,7 +79,7 @@ def test_cli_json(capsys):
 
 
 def test_span_rule_scores_what_is_hidden():
-    from pipeline.pii_eval import score_spans
+    from pipeline.pii.evaluate import score_spans
 
     text = "Send it to 12 Abay Avenue, Almaty 050000 for Anna Ivanova please"
     s_street, s_city = text.index("12 Abay"), text.index("Almaty")
@@ -97,7 +97,7 @@ def test_span_rule_scores_what_is_hidden():
 
 
 def test_unreadable_file_is_a_clear_error(tmp_path, capsys):
-    from pipeline.pii_eval import pii_eval_command
+    from pipeline.pii.evaluate import pii_eval_command
 
     bad = tmp_path / "bad.json"
     bad.write_text('[{"text": "no full_text here"}]')
@@ -111,7 +111,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path, capsys):
 
 
 def test_own_file_without_templates_or_structured_values(tmp_path, capsys):
-    from pipeline.pii_eval import pii_eval_command
+    from pipeline.pii.evaluate import pii_eval_command
 
     text = "Please call Anna Ivanova tomorrow"
     s = text.index("Anna")
@@ -125,7 +125,7 @@ def test_own_file_without_templates_or_structured_values(tmp_path, capsys):
 
 
 def test_nested_gold_spans_count_for_each_type():
-    from pipeline.pii_eval import score_spans
+    from pipeline.pii.evaluate import score_spans
 
     text = "I wrote to Bank of America yesterday"
     s, e = text.index("Bank"), text.index(" yesterday")

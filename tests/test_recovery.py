@@ -2,10 +2,11 @@
 import pandas as pd
 import pytest
 
-from pipeline import steps, storage
+from pipeline.data import steps
+from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import load_config
-from pipeline.sample import generate_sample
+from pipeline.data.sample.generator import generate_sample
 
 
 def _chain(cfg):
@@ -76,7 +77,7 @@ def test_rerun_of_a_finished_run_changes_nothing(landing, tmp_path):
 
 def test_masking_that_leaves_pii_writes_nothing(landing, tmp_path, monkeypatch):
     """If masking misses structured PII, the leak guard stops the step before anything leaves the raw zone."""
-    from pipeline.masking import Masker, MaskResult, PiiLeakError
+    from pipeline.pii.masker import Masker, MaskResult, PiiLeakError
 
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     raw = steps.step_raw_tickets(cfg)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DATA_DIR, load_config
-from pipeline.evaluation import Candidate, score_candidates
-from pipeline.report import NEVER, build_report, candidate_economics, payback_months, recommend
+from pipeline.model.evaluation import Candidate, score_candidates
+from pipeline.model.report import NEVER, build_report, candidate_economics, payback_months, recommend
 
 B77 = DATA_DIR / "banking77"
 

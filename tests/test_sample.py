@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.sample import (FILE_EMPTY, FILE_LEGACY, FILE_Q1, FILE_Q2, FILE_Q3, generate_sample,
+from pipeline.data.sample.generator import (FILE_EMPTY, FILE_LEGACY, FILE_Q1, FILE_Q2, FILE_Q3, generate_sample,
                              iban_valid, iin_check_digit, iin_valid, luhn_valid, main)
 
 SMALL_N = 1500

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DedupSpec, SplitSpec
-from pipeline.splits import SPLITS, assign_splits, cross_split_pairs
+from pipeline.data.splits import SPLITS, assign_splits, cross_split_pairs
 from pipeline.config import DATA_DIR
 
 DEDUP = DedupSpec()

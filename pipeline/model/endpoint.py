@@ -111,7 +111,7 @@ class LocalProvider:
             found = cls.find(state)
             if found is not None:
                 return found
-            cmd = [sys.executable, "-m", "pipeline.local_provider", "--port", "0", "--state", str(state)]
+            cmd = [sys.executable, "-m", "pipeline.provider.app", "--port", "0", "--state", str(state)]
             if idle_timeout_s:
                 cmd += ["--idle-timeout", str(idle_timeout_s)]
             log = open(state / "provider.log", "ab")

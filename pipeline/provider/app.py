@@ -2,7 +2,7 @@
 
 It implements the parts of the OpenAI API tunegate uses, so a first run needs no account and the tests
 need no mocks: models, files, fine-tuning jobs (with events, checkpoints, cancel) and chat completions,
-served by the small real models of `pipeline.provider_models`. Any API key is accepted.
+served by the small real models of `pipeline.provider.models`. Any API key is accepted.
 
 State (files, jobs, events, checkpoints, trained models) lives under a state directory
 (`TUNEGATE_PROVIDER_STATE` or the `state_dir` argument): an SQLite database plus plain files. It
@@ -15,8 +15,8 @@ the shuffled training data and emits a metrics event (train loss, and validation
 validation file is given).
 
 Entry points: `serve(host="127.0.0.1", port=0, state_dir=...)` and
-`python -m pipeline.local_provider --port N --state DIR`. The server writes `provider.json`
-(pid, port, url) into the state directory once it listens; `pipeline.endpoint.LocalProvider`
+`python -m pipeline.provider.app --port N --state DIR`. The server writes `provider.json`
+(pid, port, url) into the state directory once it listens; `pipeline.model.endpoint.LocalProvider`
 uses it to find or start a server.
 
 Testing aids (off unless set; never needed in normal use):
@@ -56,7 +56,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline import provider_models as pm
+from pipeline.provider import models as pm
 
 log = logging.getLogger("tunegate.local_provider")
 

@@ -50,7 +50,7 @@ def _read(cfg: TunegateConfig, zone: str, artifact: str, version: str, part: str
 
 # -- raw_tickets -----------------------------------------------------------------------------------
 def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutput:
-    from pipeline.ingest import ingest_landing
+    from pipeline.data.ingest import ingest_landing
 
     storage.clean_stale_tmp(cfg.warehouse_path)
     res = ingest_landing(cfg)
@@ -76,8 +76,8 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
 
 # -- masked_tickets --------------------------------------------------------------------------------
 def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.leak_guard import scan_residual
-    from pipeline.masking import Masker
+    from pipeline.pii.leak_guard import scan_residual
+    from pipeline.pii.masker import Masker
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
     masker = Masker(cfg.masking)
@@ -93,7 +93,7 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
                      for t, types in zip(masked["ticket_id"], residual) if types]
     residual_by_type = Counter(t for row in residual_rows for t in row["types"].split(","))
     if residual_rows:  # never write text that still holds PII outside the raw zone
-        from pipeline.masking import PiiLeakError
+        from pipeline.pii.masker import PiiLeakError
 
         raise PiiLeakError(f"the leak guard found structured PII left in {len(residual_rows)} masked tickets "
                            f"({dict(sorted(residual_by_type.items()))}; ticket ids "
@@ -114,7 +114,7 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
 
 # -- deduplicated_tickets --------------------------------------------------------------------------
 def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.dedup import cluster_label_conflicts, find_clusters
+    from pipeline.data.dedup import cluster_label_conflicts, find_clusters
 
     masked = _read(cfg, storage.CLEAN_ZONE, "masked_tickets", masked_version, "tickets")
     clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup)
@@ -130,7 +130,7 @@ def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: 
 
 # -- labelled_tickets ------------------------------------------------------------------------------
 def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.labels import check_labels
+    from pipeline.data.labels import check_labels
 
     members = _read(cfg, storage.CLEAN_ZONE, "deduplicated_tickets", dedup_version, "members")
     rep_of = members.loc[members["is_representative"], ["cluster_id", "ticket_id"]].rename(
@@ -156,7 +156,7 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
 # -- dataset_splits --------------------------------------------------------------------------------
 def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version: str | None = None,
                         run_id: str | None = None) -> StepOutput:
-    from pipeline.splits import assign_splits, cross_split_pairs
+    from pipeline.data.splits import assign_splits, cross_split_pairs
 
     catalog = Catalog(cfg.catalog_path)
     labelled = _read(cfg, storage.CLEAN_ZONE, "labelled_tickets", labelled_version, "tickets")

@@ -1,6 +1,6 @@
 """The model half as steps: fine-tuning files, jobs, holdout evaluation and the decision report.
 
-Like `pipeline.steps`, each function is what one Dagster asset does: it reads its parents by version,
+Like `pipeline.data.steps`, each function is what one Dagster asset does: it reads its parents by version,
 writes its outputs under the warehouse, records the artifact and its lineage edges in the catalog,
 and returns a `StepOutput` with JSON-safe metadata (figures, never ticket text).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
-from pipeline.steps import CODE_VERSION, StepOutput, _json_safe, read_split
+from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -46,7 +46,7 @@ def client_for(cfg: TunegateConfig):
 
     The id is the base URL, except for the embedded provider, whose port changes on every start:
     there it names the provider's state folder, so jobs are found again after a restart."""
-    from pipeline.endpoint import make_client, resolve_endpoint
+    from pipeline.model.endpoint import make_client, resolve_endpoint
 
     state = cfg.warehouse_path / "provider"
     base_url, _ = resolve_endpoint(cfg.endpoint, state)
@@ -56,7 +56,7 @@ def client_for(cfg: TunegateConfig):
 
 # -- finetune_files --------------------------------------------------------------------------------
 def step_finetune_files(cfg: TunegateConfig, dataset_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.finetune_files import build_finetune_files, validate_jsonl
+    from pipeline.model.finetune_files import build_finetune_files, validate_jsonl
 
     splits = {s: read_split(cfg, dataset_version, s) for s in ("train", "val")}
     root = cfg.warehouse_path / storage.CLEAN_ZONE / "finetune_files"
@@ -86,7 +86,7 @@ def step_finetune_files(cfg: TunegateConfig, dataset_version: str, run_id: str |
 # -- finetune_job ----------------------------------------------------------------------------------
 def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict, run_id: str | None = None,
                       log=print) -> StepOutput:
-    from pipeline.finetune import follow, submit_or_reuse
+    from pipeline.model.finetune import follow, submit_or_reuse
 
     catalog = Catalog(cfg.catalog_path)
     files = files_ref["meta"]["files"]
@@ -116,7 +116,7 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
 # -- holdout_evaluation ----------------------------------------------------------------------------
 def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: dict, run_id: str | None = None,
                             log=print) -> StepOutput:
-    from pipeline.evaluation import candidates_from_config, record, run_evaluation
+    from pipeline.model.evaluation import candidates_from_config, record, run_evaluation
 
     test = read_split(cfg, dataset_version, "test")
     train = read_split(cfg, dataset_version, "train")
@@ -145,7 +145,7 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
 
 
 def load_evaluation(path: str):
-    from pipeline.evaluation import EvaluationResult
+    from pipeline.model.evaluation import EvaluationResult
 
     folder = Path(path)
     d = json.loads((folder / "result.json").read_text())
@@ -154,7 +154,7 @@ def load_evaluation(path: str):
 
 # -- decision_report -------------------------------------------------------------------------------
 def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run_id: str | None = None) -> StepOutput:
-    from pipeline.report import build_report
+    from pipeline.model.report import build_report
 
     catalog = Catalog(cfg.catalog_path)
     result = load_evaluation(eval_ref["path"])
@@ -169,7 +169,7 @@ def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run
         shutil.rmtree(latest)
     os.replace(link, latest)
     # the route comparison (pipeline.routes) reads each candidate's economics from the catalog
-    from pipeline.evaluation import eval_id
+    from pipeline.model.evaluation import eval_id
 
     for cand in report.get("candidates", []):
         metrics = {k: v for k, v in cand.items() if k not in ("per_class_f1", "per_class")}

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from pipeline.evaluation import PROMPTING, EvaluationResult  # noqa: E402
+from pipeline.model.evaluation import PROMPTING, EvaluationResult  # noqa: E402
 
 NEVER = "never"
 

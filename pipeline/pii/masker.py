@@ -1,6 +1,6 @@
 """PII masking stage: finds personal data in ticket texts and replaces it with typed placeholders.
 
-Detection = Presidio recognizers (pattern + checksum, see ``pipeline.recognizers``) + spaCy NER run with
+Detection = Presidio recognizers (pattern + checksum, see ``pipeline.pii.recognizers``) + spaCy NER run with
 only its ``ner`` component (the tagger, parser, lemmatizer and attribute ruler do not feed NER in
 ``en_core_web_sm`` and cost ~2/3 of the time) + name and address heuristics. NER reads only windows around
 words that can start a name or a place (texts with none skip it), lower-case texts also as a Capitalised
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import DATA_DIR, MaskingSpec
-from pipeline.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -648,7 +648,7 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.leak_guard import scan_residual
+    from pipeline.pii.leak_guard import scan_residual
 
     in_path, out_path = Path(in_path), Path(out_path)
     fmt = _format(in_path)

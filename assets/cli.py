@@ -32,7 +32,7 @@ def _config(args):
 # -- data ------------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from pipeline.config import load_config
-    from pipeline.sample import generate_sample
+    from pipeline.data.sample.generator import generate_sample
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else {}
     cfg = load_config(None, **overrides)
@@ -156,7 +156,7 @@ def cmd_lineage(args) -> int:
 
 # -- models ----------------------------------------------------------------------------------------
 def cmd_serve_local(args) -> int:
-    from pipeline.local_provider import serve
+    from pipeline.provider.app import serve
 
     cfg = _config(args)
     state = Path(args.state) if args.state else cfg.warehouse_path / "provider"
@@ -192,13 +192,13 @@ def cmd_rollback(args) -> int:
 
 # -- masking tools ---------------------------------------------------------------------------------
 def cmd_pii_eval(args) -> int:
-    from pipeline.pii_eval import pii_eval_command
+    from pipeline.pii.evaluate import pii_eval_command
 
     return pii_eval_command(args.data, args.json)
 
 
 def cmd_mask(args) -> int:
-    from pipeline.pii_eval import mask_command
+    from pipeline.pii.evaluate import mask_command
 
     return mask_command(args.in_path, args.out_path, args.text_col)
 

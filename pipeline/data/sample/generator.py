@@ -15,7 +15,7 @@ handful of deliberately wrong labels. The manifest never contains the personal d
 
 The output depends only on the seed and `n_tickets`: the same arguments give byte-identical files.
 
-    python -m pipeline.sample --out landing/ --manifest landing_manifest.json [--seed 7] [--n 2000]
+    python -m pipeline.data.sample.generator --out landing/ --manifest landing_manifest.json [--seed 7] [--n 2000]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-BANKING77_DIR = Path(str(resources.files("pipeline") / "data" / "banking77"))
+BANKING77_DIR = Path(str(resources.files("pipeline") / "bundled" / "banking77"))
 
 COLUMNS = ["ticket_id", "created_at", "channel", "customer_text", "operator_label", "operator_id"]
 UNKNOWN_COLUMN = "priority"
@@ -858,11 +858,11 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     }
 
     manifest = {
-        "generator": "pipeline.sample",
+        "generator": "pipeline.data.sample.generator",
         "seed": seed,
         "n_tickets": n_tickets,
         "source": {"dataset": "banking77", "rows_used": n, "rows_available": len(src),
-                   "licence": "CC BY 4.0", "attribution": "pipeline/data/banking77/ATTRIBUTION.md"},
+                   "licence": "CC BY 4.0", "attribution": "pipeline/bundled/banking77/ATTRIBUTION.md"},
         "period": {"start": _iso(PERIOD_START), "end": _iso(PERIOD_END)},
         "columns": COLUMNS,
         "files": files,
@@ -955,7 +955,7 @@ def _write_parquet(path: Path, rows: list[_Row], values) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.sample",
+    parser = argparse.ArgumentParser(prog="python -m pipeline.data.sample.generator",
                                      description="Write the Banking77-based demo landing files and their manifest.")
     parser.add_argument("--out", required=True, type=Path, help="landing folder to write")
     parser.add_argument("--manifest", required=True, type=Path, help="manifest JSON file to write")

@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline.config import DedupSpec, SplitSpec
-from pipeline.dedup import NearDupIndex, cross_pairs, normalize_template
+from pipeline.data.dedup import NearDupIndex, cross_pairs, normalize_template
 
 SPLITS = ("train", "val", "test")
 

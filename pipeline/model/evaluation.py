@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from pipeline import stats
+from pipeline.model import stats
 
 Approach = Literal["zero_shot", "long_prompt", "few_shot", "fine_tuned"]
 PROMPTING = ("zero_shot", "long_prompt", "few_shot")
@@ -47,7 +47,7 @@ class Candidate:
     def prompt_style(self) -> str:
         """zero_shot and few_shot use the short prompt (label names only), so few-shot measures what
         the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the long
-        prompt it was trained with (`pipeline.finetune_files`)."""
+        prompt it was trained with (`pipeline.model.finetune_files`)."""
         if self.style:
             return self.style
         return "long" if self.approach in ("long_prompt", "fine_tuned") else "short"
@@ -126,7 +126,7 @@ def _flip(c: dict) -> dict:
 
 # ------------------------------------------------------------------------------------ prompting
 def _prompts():
-    from pipeline import prompts  # the prompt protocol lives in one module
+    from pipeline.model import prompts  # the prompt protocol lives in one module
     return prompts
 
 
@@ -183,7 +183,7 @@ def _get(obj: Any, name: str, default=None):
 
 def _run(client, requests: list[dict], config) -> list[dict]:
     """Send requests through the shared endpoint helper; normalise each result to a dict."""
-    from pipeline.endpoint import complete_many
+    from pipeline.model.endpoint import complete_many
 
     results = complete_many(client, requests, concurrency=config.endpoint.concurrency,
                             max_retries=config.endpoint.max_retries)

@@ -206,10 +206,10 @@ def apply_renames(df: pd.DataFrame, renames: pd.DataFrame) -> pd.DataFrame:
 def operator_conflicts(df: pd.DataFrame, clusters: pd.DataFrame) -> pd.DataFrame:
     """Exact groups and near-duplicate clusters whose tickets carry different (canonical) labels.
 
-    Columns of `pipeline.dedup.cluster_label_conflicts` plus `cross_operator`: the disagreeing
+    Columns of `pipeline.data.dedup.cluster_label_conflicts` plus `cross_operator`: the disagreeing
     labels come from different operators (False: one operator labelled the same text two ways).
     """
-    from pipeline.dedup import cluster_label_conflicts
+    from pipeline.data.dedup import cluster_label_conflicts
 
     cols = [c for c in ("ticket_id", "label", "label_raw", "operator_id") if c in df.columns]
     m = df[cols].merge(clusters[["ticket_id", "exact_group", "cluster_id"]], on="ticket_id", how="inner")
@@ -389,7 +389,7 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     rare_classes, class_counts, policy counts) plus report['rejected'], a DataFrame of the rows
     that were not kept, each with its reason.
     """
-    from pipeline.dedup import find_clusters
+    from pipeline.data.dedup import find_clusters
 
     if clusters is None:
         clusters, _ = find_clusters(df, DedupSpec())

@@ -72,7 +72,7 @@ _TOKEN = re.compile(r"\w+")
 
 
 def default_data_path() -> Path:
-    return Path(str(resources.files("pipeline") / "data" / "pii" / "synth_dataset_v2.json"))
+    return Path(str(resources.files("pipeline") / "bundled" / "pii" / "synth_dataset_v2.json"))
 
 
 def is_tune_template(template_id: int) -> bool:
@@ -285,7 +285,7 @@ def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int]
     """Token-level precision/recall/F2 per entity and overall (see the module docstring for the rule)."""
     records = load_records(data_path, templates)
     if masker is None:
-        from pipeline.masking import Masker
+        from pipeline.pii.masker import Masker
 
         masker = Masker()
     preds = masker.analyze([r["full_text"] for r in records])
@@ -300,7 +300,7 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
     if records is None:
         records = load_records(data_path)
     if masker is None:
-        from pipeline.masking import Masker
+        from pipeline.pii.masker import Masker
 
         masker = Masker()
     preds = masker.analyze([r["full_text"] for r in records])
@@ -377,7 +377,7 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
 
 def mask_command(in_path: str, out_path: str, text_col: str) -> int:
     """Mask a CSV/JSONL/Parquet file's text column into out_path; prints counts (no values)."""
-    from pipeline.masking import MaskingError, mask_file
+    from pipeline.pii.masker import MaskingError, mask_file
 
     try:
         res = mask_file(in_path, out_path, text_col)
@@ -388,6 +388,6 @@ def mask_command(in_path: str, out_path: str, text_col: str) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m pipeline.pii_eval [data.json] [--json]
+if __name__ == "__main__":  # python -m pipeline.pii.evaluate [data.json] [--json]
     args = [a for a in sys.argv[1:] if a != "--json"]
     sys.exit(pii_eval_command(args[0] if args else None, "--json" in sys.argv))

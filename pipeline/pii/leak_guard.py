@@ -1,6 +1,6 @@
 """Independent second pass over masked text: reports structured PII that survived masking.
 
-Deliberately shares no code with the masker (``pipeline.masking`` / ``pipeline.recognizers``): its own
+Deliberately shares no code with the masker (``pipeline.pii.masker`` / ``pipeline.pii.recognizers``): its own
 regexes and its own checksum functions, so a bug in one is not repeated in the other. It is used as a
 blocking check after masking (``mask_file`` stops on any finding).
 

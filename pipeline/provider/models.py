@@ -1,4 +1,4 @@
-"""The small, real models served by the embedded local provider (`pipeline.local_provider`).
+"""The small, real models served by the embedded local provider (`pipeline.provider.app`).
 
 They read the prompt the way a chat model would, so prompt content changes answers: label names and
 descriptions in the system message, few-shot pairs in the conversation, and the ticket last.
@@ -36,7 +36,7 @@ Fine-tuning (`FineTunedClassifier`) trains a linear model (TF-IDF features + SGD
 one pass over the data per epoch) on the user -> assistant pairs of a chat-format JSONL file; it
 answers from its own label set (restricted to the prompt's labels when those overlap).
 
-`python -m pipeline.provider_models --bench` measures all of this on the Banking77 split.
+`python -m pipeline.provider.models --bench` measures all of this on the Banking77 split.
 """
 from __future__ import annotations
 
