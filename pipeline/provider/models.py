@@ -733,7 +733,7 @@ if __name__ == "__main__":  # pragma: no cover
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--train", default=str(DATA_DIR / "banking77" / "train.csv"))
     ap.add_argument("--test", default=str(DATA_DIR / "banking77" / "test.csv"))
-    ap.add_argument("--taxonomy", default=str(__import__("pathlib").Path(__file__).parent / "data" / "taxonomy.yaml"))
+    ap.add_argument("--taxonomy", default=str(DATA_DIR / "taxonomy.yaml"))
     ap.add_argument("--limit", type=int, default=None)
     a = ap.parse_args()
     if a.bench:
