@@ -63,6 +63,7 @@ NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "
 
 _CURRENCY_WORD = re.compile(r"(?i)[ \t](?:rub(?:le|el)s?|roubles?|pounds?|dollars?|euros?|currency)$")
 _COORD_CURRENCY = re.compile(r"(?i)[ \t]+(?:and|or|to|into)[ \t]+\w+[ \t]+(?:currency|currencies|pounds?|dollars?|rub(?:le|el)s?)\b")
+_EMAILISH = re.compile(r"(?i)@|[\[(<{][ \t]*at[ \t]*[\])>}]|[ \t]at[ \t]")  # an "@" or a spoken / bracketed "at"
 _DOT_WORD = re.compile(r"\.[^\W\d_]")  # a URL has a dot right before a letter
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
@@ -190,7 +191,7 @@ class Masker:
     def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
         has_digit = any(c.isdigit() for c in text)
         gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
-                 "ip": has_digit and ("." in text or ":" in text)}
+                 "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None}
         out = []
         for g in self.recognizers:
             if g.needs in gates:
