@@ -44,6 +44,7 @@ _PHONES = [
     re.compile(r"(?<![\w])0\d{9,10}(?![\w])"),  # national contiguous
 ]
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+_IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")  # where a window may start
 _ASCII_ALNUM = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -108,11 +109,8 @@ def _kz_kind(d: str) -> str | None:
 def _iban_windows(text: str):
     """Every 15..34-character alphanumeric window (over single spaces/dashes) starting with AA00 at a word start."""
     n = len(text)
-    for p in range(n - 3):
-        if (p and text[p - 1] in _ASCII_ALNUM) or not (text[p].isascii() and text[p].isalpha() and
-                                                         text[p + 1].isascii() and text[p + 1].isalpha() and
-                                                         text[p + 2].isdigit() and text[p + 3].isdigit()):
-            continue
+    for start in _IBAN_HEAD.finditer(text):
+        p = start.start()
         buf = []
         i = p
         while i < n and len(buf) < 34:
