@@ -375,17 +375,35 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
     return 0 if ok else 1
 
 
-def mask_command(in_path: str, out_path: str, text_col: str) -> int:
-    """Mask a CSV/JSONL/Parquet file's text column into out_path; prints counts (no values)."""
-    from pipeline.pii.masker import MaskingError, mask_file
+def mask_command(in_path: str, out_path: str, text_col: str, config: str | None = None,
+                 id_col: str | None = None) -> int:
+    """Mask a CSV/JSONL/Parquet file's text column into out_path (any of the three formats); rows the leak
+    guard rejects go to a side file with their reasons. Prints counts (no values)."""
+    from pipeline.pii.masker import Masker, MaskingError, mask_file
 
+    spec = None
+    masker = None
+    if config:
+        from pipeline.config import load_config
+
+        cfg = load_config(config)
+        spec = cfg.masking
+        masker = Masker(spec, taxonomy=cfg.taxonomy) if _takes_taxonomy() else Masker(spec)
     try:
-        res = mask_file(in_path, out_path, text_col)
+        res = mask_file(in_path, out_path, text_col, spec, masker=masker, id_col=id_col)
     except MaskingError as exc:
         print(f"masking failed: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(res, sort_keys=True))
     return 0
+
+
+def _takes_taxonomy() -> bool:
+    import inspect
+
+    from pipeline.pii.masker import Masker
+
+    return "taxonomy" in inspect.signature(Masker.__init__).parameters
 
 
 if __name__ == "__main__":  # python -m pipeline.pii.evaluate [data.json] [--json]

@@ -639,25 +639,34 @@ def _format(path: Path) -> str:
     raise MaskingError(f"unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
 
 
-def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None, *, masker: Masker | None = None,
-              chunk_rows: int = 5_000, progress: bool = True) -> dict:
-    """Mask one column of a CSV/JSONL/Parquet file into a file of the same format, in chunks.
+def rejects_path(out_path) -> Path:
+    """Where ``mask_file`` writes the rows the leak guard rejects: ``<out>.rejected.csv``."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".rejected.csv")
 
-    Returns ``{"rows": n, "counts": {TYPE: spans masked}, "rows_with_pii": k}``. After masking, every chunk
-    goes through ``leak_guard.scan_residual``; a residual finding stops the run (``PiiLeakError``) and the
-    partial output is removed.
+
+def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None, *, masker: Masker | None = None,
+              chunk_rows: int = 5_000, progress: bool = True, id_col: str | None = None) -> dict:
+    """Mask one column of a CSV/JSONL/Parquet file into a CSV/JSONL/Parquet file (formats by extension;
+    converting is fine), in chunks.
+
+    Returns ``{"rows": n, "rows_written": k, "rows_rejected": r, "counts": {TYPE: spans masked},
+    "rows_with_pii": p, "rejects": path}``. After masking, every chunk goes through the independent leak
+    guard; a row it still finds structured PII in is not written: it goes to ``rejects_path(out_path)``
+    (row number, the id column if any, reason ``residual_pii`` and the types; never the text) and the
+    file goes on.
     """
+    import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.pii.leak_guard import scan_residual
+    from pipeline.pii.leak_guard import RESIDUAL_REASON, scan_residual
 
     in_path, out_path = Path(in_path), Path(out_path)
-    fmt = _format(in_path)
-    if _format(out_path) != fmt:
-        raise MaskingError("the output must have the same format as the input")
+    fmt, out_fmt = _format(in_path), _format(out_path)
     masker = masker or Masker(spec)
     total = Counter()
-    rows = with_pii = 0
+    rows = written = with_pii = 0
+    rejected: list[dict] = []
     writer = None
     tmp = out_path.with_name(out_path.name + ".partial")
     size = in_path.stat().st_size
@@ -671,19 +680,24 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
                 texts = df[text_col].fillna("").astype(str).tolist()
                 res = masker.mask_texts(texts)
                 masked = [r.text for r in res]
-                leaks = scan_residual(masked)
-                bad = [rows + i for i, lk in enumerate(leaks) if lk]
-                if bad:
-                    kinds = sorted({k for lk in leaks for k in lk})
-                    raise PiiLeakError(f"leak guard: {len(bad)} masked rows still hold {kinds} (first rows {bad[:10]})")
-                for r in res:
-                    total.update(r.counts)
-                    with_pii += bool(r.counts)
+                keep = []
+                for i, kinds in enumerate(scan_residual(masked)):
+                    keep.append(not kinds)
+                    if kinds:
+                        rec = {"row": rows + i + 1, "reason": RESIDUAL_REASON, "types": ",".join(kinds)}
+                        if id_col and id_col in df.columns:
+                            rec[id_col] = str(df[id_col].iloc[i])
+                        rejected.append(rec)
+                for r, k in zip(res, keep):
+                    if k:
+                        total.update(r.counts)
+                        with_pii += bool(r.counts)
                 df = df.copy()
                 df[text_col] = masked
-                if fmt == "csv":
+                df = df[keep]
+                if out_fmt == "csv":
                     df.to_csv(tmp, mode="w" if ci == 0 else "a", header=ci == 0, index=False)
-                elif fmt == "jsonl":
+                elif out_fmt == "jsonl":
                     with open(tmp, "w" if ci == 0 else "a", encoding="utf-8") as fh:
                         for rec in df.to_dict(orient="records"):
                             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
@@ -691,18 +705,17 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
                     import pyarrow as pa
                     import pyarrow.parquet as pq
 
-                    table = pa.Table.from_pandas(df, preserve_index=False)
+                    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
-                rows += len(df)
-                bar.update(task, advance=len(df))
+                    writer.write_table(table.cast(writer.schema) if table.schema != writer.schema else table)
+                rows += len(texts)
+                written += len(df)
+                bar.update(task, advance=len(texts))
         if writer is not None:
             writer.close()
             writer = None
-        if rows == 0 and fmt == "csv":  # empty input: keep the header
-            import pandas as pd
-
+        if rows == 0 and out_fmt == "csv" and fmt == "csv":  # empty input: keep the header
             pd.read_csv(in_path, nrows=0).to_csv(tmp, index=False)
         elif rows == 0:
             tmp.write_bytes(b"")
@@ -712,8 +725,13 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    log.info("masked %d rows (%d with PII, %d bytes in)", rows, with_pii, size)
-    return {"rows": rows, "counts": dict(total), "rows_with_pii": with_pii}
+    rej = rejects_path(out_path)
+    cols = ["row"] + ([id_col] if id_col else []) + ["reason", "types"]
+    pd.DataFrame(rejected, columns=cols).to_csv(rej, index=False)
+    log.info("masked %d rows (%d with PII, %d rejected by the leak guard, %d bytes in)", rows, with_pii,
+             len(rejected), size)
+    return {"rows": rows, "rows_written": written, "rows_rejected": len(rejected), "counts": dict(total),
+            "rows_with_pii": with_pii, "rejects": str(rej)}
 
 
 def iter_masked(texts: Iterable[str], masker: Masker, chunk: int = 2_000) -> Iterator[MaskResult]:
