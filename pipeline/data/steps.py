@@ -80,7 +80,8 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
     from pipeline.pii.masker import Masker
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
-    masker = Masker(cfg.masking)
+    # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py)
+    masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=raw["text"].tolist())
     results = masker.mask_texts(raw["text"].tolist())
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", [r.text for r in results])

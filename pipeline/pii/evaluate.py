@@ -60,6 +60,13 @@ DATA_TO_OURS: dict[str, str | None] = {
     "TITLE": None,  # honorifics and job titles
     "AGE": None,
 }
+# HWU64 (annotated_dev.json: {text, intent, entities: [{start, end, entity, value}]}) entity names.
+HWU64_TO_DATA = {"person": "PERSON", "place_name": "GPE", "email_address": "EMAIL_ADDRESS",
+                 "personal_info": "PERSONAL_INFO"}
+DATA_TO_OURS["PERSONAL_INFO"] = None  # "mobile number", "email": words about personal data, not the data
+# an utterance with one of these is not "clean": any placeholder elsewhere is a false mask
+PRIVATE_DATA_TYPES = {"PERSON", "GPE", "STREET_ADDRESS", "ZIP_CODE", "EMAIL_ADDRESS", "PERSONAL_INFO", "PHONE_NUMBER",
+                      "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"}
 # Presidio's own names, for baselines that emit them.
 PRESIDIO_TO_OURS = {"PERSON": "PERSON", "LOCATION": "LOCATION", "ORGANIZATION": "ORGANIZATION", "NRP": "NRP",
                     "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD",
@@ -98,9 +105,24 @@ def validate_records(records) -> None:
                                  "full_text")
 
 
+def from_hwu64(recs: list[dict]) -> list[dict]:
+    """HWU64 annotated utterances as records: the person, place and e-mail spans under the names above;
+    the other 40 slot types (date, business_name, ...) are left out (not personal data); ``label`` is the
+    intent, whose words are the row's label words."""
+    out = []
+    for r in recs:
+        spans = [{"entity_type": HWU64_TO_DATA[e["entity"]], "entity_value": e.get("value", ""),
+                  "start_position": int(e["start"]), "end_position": int(e["end"])}
+                 for e in r.get("entities", []) if e.get("entity") in HWU64_TO_DATA]
+        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", "")})
+    return out
+
+
 def load_records(data_path=None, templates: set[int] | None = None) -> list[dict]:
     with open(data_path or default_data_path(), encoding="utf-8") as fh:
         recs = json.load(fh)
+    if isinstance(recs, list) and recs and isinstance(recs[0], dict) and "text" in recs[0] and "entities" in recs[0]:
+        recs = from_hwu64(recs)
     if templates is not None:
         recs = [r for r in recs if r.get("template_id") in templates]
     return recs
@@ -388,7 +410,7 @@ def mask_command(in_path: str, out_path: str, text_col: str, config: str | None 
 
         cfg = load_config(config)
         spec = cfg.masking
-        masker = Masker(spec, taxonomy=cfg.taxonomy) if _takes_taxonomy() else Masker(spec)
+        masker = Masker(spec, taxonomy=cfg.taxonomy)
     try:
         res = mask_file(in_path, out_path, text_col, spec, masker=masker, id_col=id_col)
     except MaskingError as exc:
@@ -396,14 +418,6 @@ def mask_command(in_path: str, out_path: str, text_col: str, config: str | None 
         return 2
     print(json.dumps(res, sort_keys=True))
     return 0
-
-
-def _takes_taxonomy() -> bool:
-    import inspect
-
-    from pipeline.pii.masker import Masker
-
-    return "taxonomy" in inspect.signature(Masker.__init__).parameters
 
 
 if __name__ == "__main__":  # python -m pipeline.pii.evaluate [data.json] [--json]

@@ -22,7 +22,6 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # before presidio is imported
 
-import functools
 import hmac
 import json
 import logging
@@ -35,8 +34,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from pipeline.config import DATA_DIR, MaskingSpec
+from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.vocabulary import common_words, label_words
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 _CHUNK = re.compile(r"\S+")
+_VOCAB_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 # lower-case texts also go through NER as a Capitalised copy; only these labels are taken from it
 TITLECASE_LOWER = True
 TITLECASE_LABELS = frozenset({"PERSON"})
@@ -82,25 +83,11 @@ block blocked cancel cancelled verify verification identity code virtual physica
 withdrawal withdraw deposit pending declined statement salary currency beneficiary limit""".split())
 
 
-@functools.lru_cache(maxsize=1)
-def _domain_words() -> frozenset[str]:
-    """Words used in at least 3 of the bundled Banking77 training requests ("incorrect", "broken",
-    "gotten"): support-ticket vocabulary, less the few given names among them. NER reading a lower-case or ALL-CAPS text through
-    its Capitalised copy takes such words for names; a name made only of them is dropped. Derived from
-    data rather than written by hand because no maintained English lexicon ships offline with spaCy's
-    small model (its vocabulary has no frequencies)."""
-    import csv
-
-    df: Counter[str] = Counter()
-    with open(DATA_DIR / "banking77" / "train.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            df.update(set(re.findall(r"[^\W\d_]+", row["text"].lower())))
-    return frozenset(w for w, n in df.items() if n >= 3) - _NAMES_AMONG_DOMAIN_WORDS
-
-
-# given names and surnames among those words, picked out by hand ("call me, bill"): they stay names
-_NAMES_AMONG_DOMAIN_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
-                                       "don", "mark"})
+# given names and surnames that are also common words ("call me, bill"): a data-driven common-word list
+# never makes them not-a-name on their own
+NAMES_AMONG_COMMON_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
+                                      "don", "mark"})
+_NAME_TYPES_ALL = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
@@ -163,8 +150,16 @@ def lower_copy(text: str) -> str:
 class Masker:
     """Detects and masks PII; one instance holds the spaCy model and the recognizers (not thread-safe)."""
 
-    def __init__(self, spec: MaskingSpec | None = None, salt: str | None = None, cache_size: int = 50_000):
+    def __init__(self, spec: MaskingSpec | None = None, salt: str | None = None, cache_size: int = 50_000,
+                 taxonomy=None, vocabulary: Iterable[str] | None = None):
+        """``taxonomy``: its label names and descriptions are never a name; ``vocabulary``: the user's
+        landing texts, whose common words are never a person on their own (without it, the texts of the
+        first ``analyze`` call are used)."""
         self.spec = spec or MaskingSpec()
+        self._label_words = label_words(taxonomy)
+        self._common: frozenset[str] | None = None
+        if vocabulary is not None:
+            self.fit_vocabulary(vocabulary)
         if salt is None:
             salt = os.environ.get(self.spec.salt_env) or None
         self._key = salt.encode("utf-8") if salt else None
@@ -175,6 +170,18 @@ class Masker:
         self._stop = _stop_words()
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
+
+    def fit_vocabulary(self, texts: Iterable[str]) -> None:
+        """Learn the common words of the user's data (``pipeline.pii.vocabulary``); clears the cache."""
+        self._common = common_words(texts, self.spec.common_word_min_share, self.spec.common_word_min_tickets)
+        if hasattr(self, "_cache"):
+            self._cache.clear()
+
+    def not_name_words(self) -> frozenset[str]:
+        """Words never a person on their own: common words of the data (less a few given names), label
+        words, and ``MaskingSpec.not_name_words``."""
+        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | \
+            {w.lower() for w in self.spec.not_name_words}
 
     def __repr__(self) -> str:  # never show the salt
         return f"Masker(threshold={self.spec.score_threshold}, salted={self._key is not None})"
@@ -314,7 +321,7 @@ class Masker:
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
-                                     or (words and all(w in _domain_words() for w in words))):
+                                     or (words and all(w in self._not_name for w in words))):
                 continue
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
@@ -379,11 +386,28 @@ class Masker:
             # copy) also lends them its Capitalised copy, for places only
             if tc is not None:
                 pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
-            out.append(self._resolve(t, _reconcile(pattern, n)))
+            out.append(self._resolve(t, self._drop_vocabulary_names(t, _reconcile(pattern, n))))
+        return out
+
+    def _drop_vocabulary_names(self, text: str, spans: list[tuple[str, int, int, float]]):
+        """A PERSON made only of not-a-name words (unless a strong cue such as "my name is" points at it),
+        and any name-type span made only of label words, is not masked."""
+        out = []
+        for t, s, e, sc in spans:
+            if t in _NAME_TYPES_ALL:
+                ws = [w.lower() for w in _VOCAB_WORD.findall(text[s:e])]
+                if ws and all(w in self._label_words for w in ws) and sc < 0.85:
+                    continue
+                if t == "PERSON" and ws and sc < 0.85 and all(w in self._not_name for w in ws):
+                    continue
+            out.append((t, s, e, sc))
         return out
 
     def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         """(entity_type, start, end) per text, sorted by start, non-overlapping."""
+        if self._common is None:
+            self.fit_vocabulary(texts)
+        self._not_name = self.not_name_words()
         todo = list(OrderedDict.fromkeys(t for t in texts if t not in self._cache))
         bs = max(1, self.spec.batch_size) * 4
         for i in range(0, len(todo), bs):
