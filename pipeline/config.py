@@ -84,7 +84,7 @@ class MaskingSpec(_Strict):
     # The not-a-name vocabulary (pipeline/pii/vocabulary.py): words in at least this share of the landing
     # tickets (and at least common_word_min_tickets of them), the taxonomy's label words, and these words,
     # are never a person on their own; a name-type mask made only of label words is dropped.
-    common_word_min_share: float = Field(default=0.002, ge=0, le=1)
+    common_word_min_share: float = Field(default=0.01, ge=0, le=1)
     common_word_min_tickets: int = Field(default=5, ge=1)
     not_name_words: list[str] = Field(default_factory=list)
 

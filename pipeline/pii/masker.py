@@ -36,6 +36,7 @@ from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
 from pipeline.pii.vocabulary import common_words, label_words
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,9 @@ class Masker:
 
         self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
         self.recognizers = build_recognizers()
+        from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+
+        self._name_words = given_names() | surnames()
         self._stop = _stop_words()
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
@@ -321,8 +325,9 @@ class Masker:
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
-                                     or (words and all(w in self._not_name for w in words))):
-                continue
+                                     or (words and all(w in self._not_name for w in words))
+                                     or not any(w in self._name_words for w in words)):
+                continue  # a "name" from a Capitalised copy must hold a known given name or surname
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
@@ -399,6 +404,8 @@ class Masker:
                 if ws and all(w in self._label_words for w in ws) and sc < 0.85:
                     continue
                 if t == "PERSON" and ws and sc < 0.85 and all(w in self._not_name for w in ws):
+                    continue
+                if t == "LOCATION" and sc == LOWER_CITY_SCORE and all(w in self._not_name for w in ws):
                     continue
             out.append((t, s, e, sc))
         return out

@@ -5,7 +5,7 @@ Layout (the folder tree is the list of what is covered):
   groups shared by the checksum recognizers, a chunk-scoped wrapper for Presidio's URL pattern;
 - ``kz/``: Kazakh IIN/BIN;
 - ``names/``: names after cue phrases, names with post-Soviet surname endings (Latin and Cyrillic),
-  lower-case names with such endings;
+  lower-case names with such endings, lower-case given names from a lexicon;
 - ``ru/``: Russian names and places from natasha's offline NER (slovnet);
 - ``addresses/``: street lines, whole postal addresses, street corners, postcodes;
 - ``places/``: a gazetteer of countries, states and cities, places after location cues.
@@ -41,6 +41,7 @@ from pipeline.pii.recognizers.generic.ip import IpAddressRecognizer
 from pipeline.pii.recognizers.generic.phone import PhonePatternRecognizer
 from pipeline.pii.recognizers.kz.iin_bin import KzIinBinRecognizer
 from pipeline.pii.recognizers.names.cue import CueNameRecognizer
+from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
 from pipeline.pii.recognizers.names.lower_surname import LowerSurnameRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
 from pipeline.pii.recognizers.places.gazetteer import GazetteerLocationRecognizer
@@ -50,7 +51,7 @@ _NOT_NAMES = NOT_NAMES  # the name the masker imports
 
 __all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
            "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer",
-           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerSurnameRecognizer",
+           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerGivenNameRecognizer", "LowerSurnameRecognizer",
            "NOT_NAMES", "PhonePatternRecognizer", "PostcodeRecognizer", "SlavicTurkicNameRecognizer",
            "SpokenEmailRecognizer", "build_recognizers", "extend_address", "has_context", "iban_ok", "kz_bin_ok",
            "kz_control_ok", "kz_iin_ok", "luhn_ok"]
@@ -79,6 +80,8 @@ def build_recognizers() -> list[GatedRecognizer]:
     post.load()
     lower_sur = LowerSurnameRecognizer()
     lower_sur.load()
+    lower_given = LowerGivenNameRecognizer()
+    lower_given.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
         GatedRecognizer(SpokenEmailRecognizer(), ["EMAIL_ADDRESS"], "email"),
@@ -98,4 +101,5 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
         GatedRecognizer(slav, ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
+        GatedRecognizer(lower_given, ["PERSON"], ""),
     ]

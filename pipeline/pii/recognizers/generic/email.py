@@ -1,5 +1,5 @@
 """E-mail addresses written out or obfuscated: "name at gmail dot com", "name@gmail dot com",
-"name [at] mail.kz", "name(at)mail(dot)kz". Presidio's EmailRecognizer covers the plain form."""
+"name [at] mail.kz", "name(at)mail(dot)kz", "name@mailcom". Presidio's EmailRecognizer covers the plain form."""
 from __future__ import annotations
 
 import regex
@@ -20,6 +20,8 @@ _DOT = rf"(?:\.|{_BRACKET_DOT}|{_SPOKEN_DOT})"
 _PATTERN = regex.compile(
     rf"(?<![\w.+\-@])(?P<v>{_LOCAL}(?:{_AT})(?:{_LABEL}(?:{_DOT})){{1,4}}(?:[A-Za-z]{{2,24}}))(?![\w@])",
     regex.IGNORECASE)
+# "johndoe@yahoocom": an "@" between a local part and a host with the dot left out
+_NO_DOT = regex.compile(r"(?<![\w.+\-@])[A-Za-z0-9][\w.+\-]*@[A-Za-z0-9][A-Za-z0-9\-]+(?![\w@.\-])")
 _HAS_AT = regex.compile(rf"@|{_BRACKET_AT}", regex.IGNORECASE)
 _KNOWN_TLD = regex.compile(rf"(?:{_TLDS})$", regex.IGNORECASE)
 
@@ -41,4 +43,6 @@ class SpokenEmailRecognizer(EntityRecognizer):
             if not _HAS_AT.search(v) and not _KNOWN_TLD.search(v):
                 continue
             out.append(RecognizerResult("EMAIL_ADDRESS", m.start("v"), m.end("v"), 0.9))
+        for m in _NO_DOT.finditer(text):
+            out.append(RecognizerResult("EMAIL_ADDRESS", m.start(), m.end(), 0.8))
         return out

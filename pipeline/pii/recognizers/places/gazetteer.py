@@ -57,6 +57,14 @@ _CONTINENTS = {"europe", "asia", "africa", "america", "north america", "south am
                "antarctica", "oceania", "eu", "the eu", "european union", "the world"}
 
 
+LOWER_CITY_SCORE = 0.89
+_LOWER_CASE_EXTRA = ["Chicago", "Denver", "Phoenix", "Detroit", "Boise", "Brisbane", "Perth", "Adelaide", "Lima",
+                     "Havana", "Mexico City", "Buenos Aires", "Panama", "Las Vegas", "Chennai", "Bangalore",
+                     "Bengaluru", "Hyderabad", "Bombay", "Jodhpur", "Jaipur", "Pune", "Manila", "Oakland",
+                     "Tulsa", "Merced", "Springfield", "Bournemouth", "Orlando", "Portland", "Austin",
+                     "Sacramento", "Nashville", "Baltimore", "Pittsburgh", "Cleveland", "Minneapolis"]
+
+
 def _gazetteer() -> tuple[list[str], list[str]]:
     """(countries and states: matched in any case, cities: matched Capitalised or UPPER CASE)."""
     import pytz
@@ -94,11 +102,16 @@ class GazetteerLocationRecognizer(EntityRecognizer):
         # token n-gram lookup in sets: several times faster than one regex alternation of ~900 names
         self.countries = {c.lower() for c in countries}
         self.cities = set(cities) | {c.upper() for c in cities}
+        # lower-case texts ("what time is it in bangalore"): cities in lower case too, with the cities the
+        # capitalised rule skips as more often a name (Chicago, Denver), at a lower score that the masker
+        # drops when the word is common in the user's own data
+        self.cities_lower = {c.lower() for c in cities} | {c.lower() for c in _LOWER_CASE_EXTRA}
         self.max_words = max(len(c.split()) for c in countries + cities)
-        self.first = {c.split()[0].lower() for c in countries + cities}
+        self.first = {c.split()[0].lower() for c in countries + cities + _LOWER_CASE_EXTRA}
         self.codes = regex.compile(r"(?<![\w.])(?:USA|U\.S\.A\.|UAE|U\.K\.)(?![\w])")
 
     def _hits(self, text):
+        lower_text = not any(c.isupper() for c in text)
         toks = [(m.start(), m.end()) for m in self._TOK.finditer(text)]
         first = self.first
         i = 0
@@ -115,6 +128,8 @@ class GazetteerLocationRecognizer(EntityRecognizer):
                     yield s, e, "country"
                 elif v in self.cities:
                     yield s, e, "city"
+                elif lower_text and v in self.cities_lower and len(v) >= 4:
+                    yield s, e, "city lower"
                 else:
                     continue
                 i += n - 1
@@ -135,6 +150,6 @@ class GazetteerLocationRecognizer(EntityRecognizer):
                 before = text[max(0, s - 30):s]
                 if regex.search(r"[A-ZÀ-Þ][a-zß-ÿ]+[ \t]$", before) or regex.match(r"[ \t]+[A-ZÀ-Þ][a-zß-ÿ]", text[e:]):
                     continue
-            out.append(RecognizerResult("LOCATION", s, e, 0.9))
+            out.append(RecognizerResult("LOCATION", s, e, LOWER_CITY_SCORE if kind == "city lower" else 0.9))
         return out
 
