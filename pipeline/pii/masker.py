@@ -37,6 +37,7 @@ from typing import Iterable, Iterator, Sequence
 from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
+from pipeline.pii.recognizers.ru.natasha_ner import has_cyrillic
 from pipeline.pii.vocabulary import common_words, label_words
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,8 @@ class Masker:
     def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
         has_digit = any(c.isdigit() for c in text)
         gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
-                 "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None}
+                 "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None,
+                 "cyrillic": has_cyrillic(text)}
         out = []
         for g in self.recognizers:
             if g.needs in gates:
@@ -316,6 +318,8 @@ class Masker:
             val = text[s:e]
             if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
                 continue
+            if has_cyrillic(val):  # the English model guesses on Cyrillic; natasha's Russian NER reads it
+                continue
             if src[s:e].islower() or len(val.rstrip(".")) < 2:
                 continue
             # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
@@ -395,16 +399,25 @@ class Masker:
         return out
 
     def _drop_vocabulary_names(self, text: str, spans: list[tuple[str, int, int, float]]):
-        """A PERSON made only of not-a-name words (unless a strong cue such as "my name is" points at it),
-        and any name-type span made only of label words, is not masked."""
+        """A PERSON loses the not-a-name words at its ends that are no known name word ("Клиент Лазарь
+        Бобров" -> "Лазарь Бобров") and is dropped when nothing is left (unless a strong cue such as "my
+        name is" points at it); any name-type span made only of label words is dropped."""
         out = []
         for t, s, e, sc in spans:
             if t in _NAME_TYPES_ALL:
-                ws = [w.lower() for w in _VOCAB_WORD.findall(text[s:e])]
+                found = [(m.start() + s, m.end() + s, m.group().lower()) for m in _VOCAB_WORD.finditer(text[s:e])]
+                ws = [w for _, _, w in found]
                 if ws and all(w in self._label_words for w in ws) and sc < 0.85:
                     continue
-                if t == "PERSON" and ws and sc < 0.85 and all(w in self._not_name for w in ws):
-                    continue
+                if t == "PERSON" and ws and sc < 0.85:
+                    drop = lambda w: w in self._not_name and w not in self._name_words  # noqa: E731
+                    while found and drop(found[0][2]):
+                        found.pop(0)
+                    while found and drop(found[-1][2]):
+                        found.pop()
+                    if not found or all(w in self._not_name for _, _, w in found):
+                        continue
+                    s, e = found[0][0], max(found[-1][1], e if e - found[-1][1] <= 2 else found[-1][1])
                 if t == "LOCATION" and sc == LOWER_CITY_SCORE and all(w in self._not_name for w in ws):
                     continue
             out.append((t, s, e, sc))

@@ -46,12 +46,13 @@ from pipeline.pii.recognizers.names.lower_surname import LowerSurnameRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
 from pipeline.pii.recognizers.places.gazetteer import GazetteerLocationRecognizer
 from pipeline.pii.recognizers.places.location_cue import LocationCueRecognizer
+from pipeline.pii.recognizers.ru.natasha_ner import NatashaNerRecognizer
 
 _NOT_NAMES = NOT_NAMES  # the name the masker imports
 
 __all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
            "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer",
-           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerGivenNameRecognizer", "LowerSurnameRecognizer",
+           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
            "NOT_NAMES", "PhonePatternRecognizer", "PostcodeRecognizer", "SlavicTurkicNameRecognizer",
            "SpokenEmailRecognizer", "build_recognizers", "extend_address", "has_context", "iban_ok", "kz_bin_ok",
            "kz_control_ok", "kz_iin_ok", "luhn_ok"]
@@ -102,4 +103,5 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(slav, ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
         GatedRecognizer(lower_given, ["PERSON"], ""),
+        GatedRecognizer(NatashaNerRecognizer(), ["PERSON", "LOCATION"], "cyrillic"),
     ]
