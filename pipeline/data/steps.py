@@ -109,9 +109,23 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         "residual_by_type": dict(residual_by_type),
         "residual_ticket_ids": [r["ticket_id"] for r in residual_rows][:50],
         "salted_tokens": masker._key is not None,
+        # what masking costs the data (pipeline/pii/quality.py): masks over a word of the row's own label,
+        # near-identical tickets masked differently
+        **_masking_quality(raw, results, masker, cfg),
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked, "quarantine": quarantine}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
+
+
+def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig) -> dict:
+    from pipeline.pii.quality import inconsistency, label_word_share
+
+    texts = raw["text"].fillna("").astype(str).tolist()
+    spans = masker.analyze(texts)  # cached: no second analysis
+    out = {"inconsistent_near_duplicates": inconsistency(texts, [r.text for r in results])}
+    if "label" in raw.columns:
+        out["label_word_masks"] = label_word_share(texts, spans, raw["label"].tolist(), cfg.taxonomy)
+    return out
 
 
 # -- deduplicated_tickets --------------------------------------------------------------------------

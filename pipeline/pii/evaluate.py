@@ -328,6 +328,7 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
     preds = masker.analyze([r["full_text"] for r in records])
     mapping = _scope(masker)
     out = score_both(records, preds, mapping)
+    out["masking_quality"] = masking_quality(records, preds, masker)
     out["splits"] = {}
     if records and all("template_id" in r for r in records):
         tune, held = template_split(records)
@@ -336,6 +337,23 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
             sel = [i for i, r in enumerate(records) if r["template_id"] in ids]
             out["splits"][name] = score_both([records[i] for i in sel], [preds[i] for i in sel], mapping)
             out["splits"][name]["templates"] = len(ids)
+    return out
+
+
+def masking_quality(records: Sequence[dict], preds: Sequence[Sequence[tuple[str, int, int]]], masker=None) -> dict:
+    """What masking costs the data (``pipeline.pii.quality``): placeholders in texts with no personal
+    data, masks over a word of the row's label (records with a ``label``), near-identical texts masked
+    differently."""
+    from pipeline.pii.quality import false_mask_share, inconsistency, label_word_share
+
+    texts = [r["full_text"] for r in records]
+    clean = [not any(sp["entity_type"] in PRIVATE_DATA_TYPES for sp in r["spans"]) for r in records]
+    out = {"false_mask": false_mask_share(preds, clean)}
+    if any(r.get("label") for r in records):
+        out["label_word_masks"] = label_word_share(texts, preds, [r.get("label", "") for r in records])
+    if masker is not None and hasattr(masker, "_apply"):
+        masked = [masker._apply(t, p).text for t, p in zip(texts, preds)]
+        out["inconsistent_near_duplicates"] = inconsistency(texts, masked)
     return out
 
 
@@ -392,6 +410,8 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         for key, title in (("tune", "tune templates"), ("held_out", "held-out templates")):
             if key in res["splits"]:
                 con.print(_table(f"PII detection, {title}", res["splits"][key]))
+        q = res.get("masking_quality", {})
+        con.print("masking quality: " + "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items()))
         con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
                   f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

@@ -42,24 +42,3 @@ def label_words(taxonomy: Any) -> frozenset[str]:
         out.update(words(re.sub(r"[_\-./]", " ", str(name))))
         out.update(words(str(desc or "")))
     return frozenset(w for w in out if len(w) > 2)
-
-
-def label_word_share(texts: list[str], spans: list[list[tuple[str, int, int]]], labels: list[str],
-                     taxonomy: Any = None) -> dict:
-    """Share of masked name spans (PERSON, LOCATION, NRP, ORGANIZATION) that contain a word of the row's own
-    label name or description: masking such a word removes signal the model is trained on."""
-    desc: dict[str, str] = {}
-    if taxonomy is not None:
-        from pipeline.model.prompts import label_items
-
-        desc = {str(n): str(d or "") for n, d in label_items(taxonomy)}
-    total = hit = 0
-    for text, found, label in zip(texts, spans, labels):
-        own = set(words(re.sub(r"[_\-./]", " ", str(label or ""))) + words(desc.get(str(label), "")))
-        own = {w for w in own if len(w) > 2}
-        for t, s, e in found:
-            if t not in ("PERSON", "LOCATION", "NRP", "ORGANIZATION"):
-                continue
-            total += 1
-            hit += bool(own & set(words(text[s:e])))
-    return {"name_spans": total, "with_label_word": hit, "share": round(hit / total, 4) if total else 0.0}

@@ -10,7 +10,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from pipeline.pii.recognizers.common import CURRENCY_AFTER, NOT_NAMES as _NOT_NAMES, STOP as _STOP
 
 _CAP = r"[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁӘҒҚҢӨҰҮҺІ](?=[\w'’-]*[a-zß-ÿа-яёәғқңөұүһі])[\w'’-]*"  # has a lower-case letter
-_NAME = rf"{_CAP}(?:[ \t]+[A-Z]\.?)?(?:[ \t]+{_CAP}){{0,2}}"  # one line: a name never spans lines
+_NAME = rf"{_CAP}(?:[ \t]+[A-Z](?:\.|(?![\w'’-])))?(?:[ \t]+{_CAP}){{0,2}}"  # one line; an initial is one letter
 # cue phrases that introduce a person; the strong ones also take a lower-case name
 _STRONG_CUES = (r"my name is|my name's|name\s*:|full name is|меня зовут|имя\s*:|фио\s*:|follow\s+up\s+with|"
                 r"(?:people|everyone|they|friends)\s+calls?\s+me|(?:last|first|full)\s+name\?(?:\s*user:)?|"
