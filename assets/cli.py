@@ -273,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config")
         sp.add_argument("--route", default="default")
 
-    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research-format file.")
-    sp.add_argument("--data", default=None, help="JSON file (default: the bundled synth_dataset_v2)")
+    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research or HWU64 file, and what masking costs the data.")
+    sp.add_argument("--data", default=None, help="Presidio-research or HWU64 JSON file, or \"hwu64\" for the bundled HWU64 copy (default: the bundled synth_dataset_v2)")
     sp.add_argument("--json", action="store_true")
 
     sp = add("mask", cmd_mask, "Mask PII in a CSV, JSONL or Parquet file (into any of the three; rows the leak "

@@ -118,7 +118,15 @@ def from_hwu64(recs: list[dict]) -> list[dict]:
     return out
 
 
+def hwu64_path() -> Path:
+    """The bundled copy of HWU64's annotated utterances (CC BY 4.0, see its ATTRIBUTION.md)."""
+    return Path(str(resources.files("pipeline") / "bundled" / "hwu64" / "annotated_dev.json"))
+
+
 def load_records(data_path=None, templates: set[int] | None = None) -> list[dict]:
+    """Records of a Presidio-research or HWU64 file; ``data_path="hwu64"`` is the bundled HWU64 copy."""
+    if str(data_path) == "hwu64":
+        data_path = hwu64_path()
     with open(data_path or default_data_path(), encoding="utf-8") as fh:
         recs = json.load(fh)
     if isinstance(recs, list) and recs and isinstance(recs[0], dict) and "text" in recs[0] and "entities" in recs[0]:

@@ -15,14 +15,14 @@ import re
 from collections import defaultdict
 from typing import Any, Sequence
 
-from pipeline.pii.vocabulary import words
+from pipeline.pii.vocabulary import content_words, words
 
 NAME_TYPES = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
 _PLACEHOLDER = re.compile(r"<([A-Z_]+?)_\d+(?:\|[0-9a-f]{8})?>")
 
 
 def _label_words(label: str, desc: str) -> set[str]:
-    return {w for w in words(re.sub(r"[_\-./]", " ", label)) + words(desc) if len(w) > 2}
+    return set(content_words(words(re.sub(r"[_\-./]", " ", label)) + words(desc)))
 
 
 def label_word_share(texts: Sequence[str], spans: Sequence[Sequence[tuple[str, int, int]]], labels: Sequence[Any],

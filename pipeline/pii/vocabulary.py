@@ -20,6 +20,13 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def content_words(ws) -> list[str]:
+    """The words that carry meaning: three letters or more, not an English stop word."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return [w for w in ws if len(w) > 2 and w not in STOP_WORDS]
+
+
 def common_words(texts: Iterable[str], min_share: float, min_tickets: int) -> frozenset[str]:
     """Words that occur in at least ``max(min_tickets, min_share * n)`` of the ``n`` texts."""
     df: Counter[str] = Counter()
@@ -41,4 +48,4 @@ def label_words(taxonomy: Any) -> frozenset[str]:
     for name, desc in label_items(taxonomy):
         out.update(words(re.sub(r"[_\-./]", " ", str(name))))
         out.update(words(str(desc or "")))
-    return frozenset(w for w in out if len(w) > 2)
+    return frozenset(content_words(out))
