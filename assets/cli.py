@@ -200,7 +200,7 @@ def cmd_pii_eval(args) -> int:
 def cmd_mask(args) -> int:
     from pipeline.pii.evaluate import mask_command
 
-    return mask_command(args.in_path, args.out_path, args.text_col)
+    return mask_command(args.in_path, args.out_path, args.text_col, args.config, args.id_col)
 
 
 def cmd_ui(args) -> int:
@@ -273,14 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config")
         sp.add_argument("--route", default="default")
 
-    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research-format file.")
-    sp.add_argument("--data", default=None, help="JSON file (default: the bundled synth_dataset_v2)")
+    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research or HWU64 file, and what masking costs the data.")
+    sp.add_argument("--data", default=None, help="Presidio-research or HWU64 JSON file, or \"hwu64\" for the bundled HWU64 copy (default: the bundled synth_dataset_v2)")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("mask", cmd_mask, "Mask PII in a CSV, JSONL or Parquet file.")
+    sp = add("mask", cmd_mask, "Mask PII in a CSV, JSONL or Parquet file (into any of the three; rows the leak "
+                               "guard rejects go to <out>.rejected.csv with their reasons).")
     sp.add_argument("--in", dest="in_path", required=True)
     sp.add_argument("--out", dest="out_path", required=True)
     sp.add_argument("--text-col", required=True)
+    sp.add_argument("--config", help="project config: masking settings and the taxonomy's label words")
+    sp.add_argument("--id-col", help="column written to the rejects file to identify a row (never the text)")
 
     sp = add("ui", cmd_ui, "Start the Dagster UI (dagster dev) on the tunegate code location.")
     sp.add_argument("--config")

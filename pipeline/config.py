@@ -81,6 +81,12 @@ class MaskingSpec(_Strict):
     # Company names are off by default: in bank tickets they are mostly merchants and banks (the intent
     # signal: "Uber charged me twice"), not data about the customer.
     mask_organizations: bool = False
+    # The not-a-name vocabulary (pipeline/pii/vocabulary.py): words in at least this share of the landing
+    # tickets (and at least common_word_min_tickets of them), the taxonomy's label words, and these words,
+    # are never a person on their own; a name-type mask made only of label words is dropped.
+    common_word_min_share: float = Field(default=0.01, ge=0, le=1)
+    common_word_min_tickets: int = Field(default=5, ge=1)
+    not_name_words: list[str] = Field(default_factory=list)
 
 
 class DedupSpec(_Strict):

@@ -29,22 +29,14 @@ def test_raw_counts_match_the_manifest(data_run):
 
 
 def test_no_raw_pii_value_downstream_of_masking(data_run, sample_warehouse):
-    """Planted PII values from the raw zone appear in no masked, deduplicated, labelled or split table."""
+    """PII values the sample generator planted (its own list, never the masker's findings) appear in no
+    masked, deduplicated, labelled or split table, in any case or grouping."""
     cfg = data_run["cfg"]
-    raw_v, _ = artifact_meta(cfg, "raw_tickets")
-    raw = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_v, "tickets")
-    manifest = data_run["manifest"]
-    pii_ids = {tid for tid, _types in manifest["pii_tickets"]}
-    from pipeline.pii.masker import Masker
-
-    masker = Masker(cfg.masking)
-    spans = masker.analyze(raw[raw.ticket_id.isin(pii_ids)]["text"].tolist())
-    values = set()
-    for text, found in zip(raw[raw.ticket_id.isin(pii_ids)]["text"], spans):
-        for typ, s, e in found:
-            if typ in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "KZ_IIN") and e - s >= 8:
-                values.add(text[s:e])
+    planted = json.loads((sample_warehouse[0] / data_run["manifest"]["pii_values_file"]).read_text(encoding="utf-8"))
+    values = {v for kind, v in planted if kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "KZ_IIN")}
     assert len(values) > 500
+    variants = {f.lower() for v in values for f in (v, "".join(v.split()))} | {
+        d for v in values if len(d := "".join(c for c in v if c.isdigit())) >= 10}
     downstream = []
     for art in ("masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits"):
         v, _ = artifact_meta(cfg, art)
@@ -53,14 +45,14 @@ def test_no_raw_pii_value_downstream_of_masking(data_run, sample_warehouse):
             df = pd.read_parquet(f)
             if "text" in df:
                 downstream.append(df["text"].astype(str))
-    blob = "\n".join(pd.concat(downstream).tolist())
-    leaked = [v for v in values if v in blob]
+    blob = "\n".join(pd.concat(downstream).tolist()).lower()
+    leaked = [v for v in variants if v in blob]
     assert leaked == []
     # nor in any metadata the UI shows or the catalog keeps
-    metas = Catalog(cfg.catalog_path).query("SELECT meta FROM artifact_versions")["meta"].str.cat(sep="\n")
-    assert not [v for v in values if v in metas]
-    events = "\n".join(str(e.event_specific_data) for e in data_run["result"].all_events)
-    assert not [v for v in values if v in events]
+    metas = Catalog(cfg.catalog_path).query("SELECT meta FROM artifact_versions")["meta"].str.cat(sep="\n").lower()
+    assert not [v for v in variants if v in metas]
+    events = "\n".join(str(e.event_specific_data) for e in data_run["result"].all_events).lower()
+    assert not [v for v in variants if v in events]
 
 
 def test_split_has_no_cross_split_near_duplicates_and_is_published(data_run):

@@ -147,6 +147,26 @@ def test_mask_file_formats(tmp_path, masker, suffix):
     assert "4400430212345679" not in out and "<CREDIT_CARD_1>" in out
 
 
+def test_mask_command_converts_and_writes_guard_rejects_to_a_side_file(tmp_path, masker):
+    """CSV in, Parquet out; a row the independent guard still flags (a mod-97-valid account number with
+    no registry country, glued to a word) goes to <out>.rejected.csv with its reason, the rest is written."""
+    import pandas as pd
+
+    from assets.cli import main
+    from pipeline.pii.checksums import iban_with_check
+
+    glued = iban_with_check("QQ", "AB12CD34EF56GH") + "abc"
+    df = pd.DataFrame({"ticket_id": ["t1", "t2", "t3"], "text": ["my card 4400430212345679 is lost",
+                                                                   f"account {glued} closed", "no pii here"]})
+    src, dst = tmp_path / "in.csv", tmp_path / "out.parquet"
+    df.to_csv(src, index=False)
+    assert main(["mask", "--in", str(src), "--out", str(dst), "--text-col", "text", "--id-col", "ticket_id"]) == 0
+    out = pd.read_parquet(dst)
+    assert out["ticket_id"].tolist() == ["t1", "t3"] and "<CREDIT_CARD_1>" in out["text"][0]
+    rej = pd.read_csv(tmp_path / "out.parquet.rejected.csv")
+    assert rej.to_dict("records") == [{"row": 2, "ticket_id": "t2", "reason": "residual_pii", "types": "IBAN_CODE"}]
+
+
 @pytest.mark.parametrize("text,value", [
     ("They're not answering at 99 668472", "99 668472"),
     ("Phone: 0378 3549890", "0378 3549890"),

@@ -75,15 +75,19 @@ def test_rerun_of_a_finished_run_changes_nothing(landing, tmp_path):
     assert _state(cfg) == before
 
 
-def test_masking_that_leaves_pii_writes_nothing(landing, tmp_path, monkeypatch):
-    """If masking misses structured PII, the leak guard stops the step before anything leaves the raw zone."""
-    from pipeline.pii.masker import Masker, MaskResult, PiiLeakError
+def test_masking_that_leaves_pii_quarantines_those_tickets(landing, tmp_path, monkeypatch):
+    """If masking misses structured PII, the leak guard quarantines those tickets (reason residual_pii, ids and
+    types only) and the run goes on with the others: nothing raw leaves the raw zone, nothing aborts."""
+    from pipeline.pii.leak_guard import scan_residual
+    from pipeline.pii.masker import Masker, MaskResult
 
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     raw = steps.step_raw_tickets(cfg)
     monkeypatch.setattr(Masker, "mask_texts", lambda self, texts: [MaskResult(t, {}) for t in texts])
-    with pytest.raises(PiiLeakError) as err:
-        steps.step_masked_tickets(cfg, raw.version)
-    assert not (cfg.warehouse_path / "datasets").exists() or not list((cfg.warehouse_path / "datasets").rglob("*.parquet"))
-    raw_texts = storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw.version, "tickets")["text"]
-    assert not any(t in str(err.value) for t in raw_texts)
+    out = steps.step_masked_tickets(cfg, raw.version)
+    kept = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "masked_tickets", out.version, "tickets")
+    quarantine = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "masked_tickets", out.version, "quarantine")
+    assert len(quarantine) > 0 and set(quarantine["reason"]) == {"residual_pii"} and "text" not in quarantine
+    assert out.meta["quarantined_residual_pii"] == len(quarantine) and len(kept) + len(quarantine) == out.meta["rows_in"]
+    assert not set(quarantine["ticket_id"]) & set(kept["ticket_id"])
+    assert not any(scan_residual(kept["text"].tolist()))

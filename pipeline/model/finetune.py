@@ -151,8 +151,27 @@ def _check_sha256(path: str | Path, expected: str | None) -> None:
                          f"{expected[:12]}...); rebuild the fine-tuning files before submitting")
 
 
+def guard_file(path: str | Path) -> None:
+    """The last gate before data leaves: the independent leak guard on every message of a JSONL file.
+    Raises with line numbers and types only (files are built without flagged rows, so this fires only
+    on a file that was changed or written by other means)."""
+    from pipeline.pii.leak_guard import scan_residual
+
+    with open(path, encoding="utf-8") as fh:
+        lines = [[str(m.get("content", "")) for m in json.loads(line).get("messages", [])] if line.strip() else []
+                 for line in fh]
+    unique = sorted({c for msgs in lines for c in msgs})  # the system prompt repeats on every line
+    kinds = {c: k for c, k in zip(unique, scan_residual(unique)) if k}
+    hits = [i + 1 for i, msgs in enumerate(lines) if any(c in kinds for c in msgs)]
+    if hits:
+        raise ValueError(f"{Path(path).name}: the leak guard found structured PII on {len(hits)} lines "
+                         f"(first lines {hits[:10]}, types {sorted({t for k in kinds.values() for t in k})}); "
+                         f"nothing was uploaded")
+
+
 def _upload(client: openai.OpenAI, path: str | Path) -> str:
     path = Path(path)
+    guard_file(path)
     with open(path, "rb") as fh:
         uploaded = client.files.create(file=(path.name, fh), purpose="fine-tune")
     return uploaded.id

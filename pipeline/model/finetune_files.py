@@ -98,6 +98,12 @@ def build_finetune_files(splits: dict[str, pd.DataFrame], taxonomy: Any, out_dir
             raise ValueError(f"split {split!r}: duplicate ticket ids {dups}")
         rows = sorted(zip(df["ticket_id"].astype(str), texts.astype(str), df["label"].astype(str)),
                       key=lambda r: (_order_key(r[0]), r[0]))
+        # the independent leak guard on every example: a row that still holds structured PII is left out
+        # (quarantined by id and reason, never by text) and the file is built from the others
+        from pipeline.pii.leak_guard import RESIDUAL_REASON, scan_residual
+
+        flagged = {rows[i][0] for i, kinds in enumerate(scan_residual([r[1] for r in rows])) if kinds}
+        rows = [r for r in rows if r[0] not in flagged]
         path = out / fname
         tmp = path.with_suffix(".jsonl.tmp")
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
@@ -105,7 +111,8 @@ def build_finetune_files(splits: dict[str, pd.DataFrame], taxonomy: Any, out_dir
                 fh.write(example_line(system, text, label))
                 fh.write("\n")
         tmp.replace(path)
-        result[split] = {"path": str(path), "rows": len(rows), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+        result[split] = {"path": str(path), "rows": len(rows), "bytes": path.stat().st_size, "sha256": _sha256(path),
+                         "quarantine": [{"ticket_id": t, "reason": RESIDUAL_REASON} for t in sorted(flagged)]}
     result["files_hash"] = files_hash(result["train"]["sha256"], result["val"]["sha256"])
     return result
 

@@ -60,6 +60,13 @@ DATA_TO_OURS: dict[str, str | None] = {
     "TITLE": None,  # honorifics and job titles
     "AGE": None,
 }
+# HWU64 (annotated_dev.json: {text, intent, entities: [{start, end, entity, value}]}) entity names.
+HWU64_TO_DATA = {"person": "PERSON", "place_name": "GPE", "email_address": "EMAIL_ADDRESS",
+                 "personal_info": "PERSONAL_INFO"}
+DATA_TO_OURS["PERSONAL_INFO"] = None  # "mobile number", "email": words about personal data, not the data
+# an utterance with one of these is not "clean": any placeholder elsewhere is a false mask
+PRIVATE_DATA_TYPES = {"PERSON", "GPE", "STREET_ADDRESS", "ZIP_CODE", "EMAIL_ADDRESS", "PERSONAL_INFO", "PHONE_NUMBER",
+                      "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"}
 # Presidio's own names, for baselines that emit them.
 PRESIDIO_TO_OURS = {"PERSON": "PERSON", "LOCATION": "LOCATION", "ORGANIZATION": "ORGANIZATION", "NRP": "NRP",
                     "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD",
@@ -98,9 +105,32 @@ def validate_records(records) -> None:
                                  "full_text")
 
 
+def from_hwu64(recs: list[dict]) -> list[dict]:
+    """HWU64 annotated utterances as records: the person, place and e-mail spans under the names above;
+    the other 40 slot types (date, business_name, ...) are left out (not personal data); ``label`` is the
+    intent, whose words are the row's label words."""
+    out = []
+    for r in recs:
+        spans = [{"entity_type": HWU64_TO_DATA[e["entity"]], "entity_value": e.get("value", ""),
+                  "start_position": int(e["start"]), "end_position": int(e["end"])}
+                 for e in r.get("entities", []) if e.get("entity") in HWU64_TO_DATA]
+        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", "")})
+    return out
+
+
+def hwu64_path() -> Path:
+    """The bundled copy of HWU64's annotated utterances (CC BY 4.0, see its ATTRIBUTION.md)."""
+    return Path(str(resources.files("pipeline") / "bundled" / "hwu64" / "annotated_dev.json"))
+
+
 def load_records(data_path=None, templates: set[int] | None = None) -> list[dict]:
+    """Records of a Presidio-research or HWU64 file; ``data_path="hwu64"`` is the bundled HWU64 copy."""
+    if str(data_path) == "hwu64":
+        data_path = hwu64_path()
     with open(data_path or default_data_path(), encoding="utf-8") as fh:
         recs = json.load(fh)
+    if isinstance(recs, list) and recs and isinstance(recs[0], dict) and "text" in recs[0] and "entities" in recs[0]:
+        recs = from_hwu64(recs)
     if templates is not None:
         recs = [r for r in recs if r.get("template_id") in templates]
     return recs
@@ -306,6 +336,7 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
     preds = masker.analyze([r["full_text"] for r in records])
     mapping = _scope(masker)
     out = score_both(records, preds, mapping)
+    out["masking_quality"] = masking_quality(records, preds, masker)
     out["splits"] = {}
     if records and all("template_id" in r for r in records):
         tune, held = template_split(records)
@@ -314,6 +345,23 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
             sel = [i for i, r in enumerate(records) if r["template_id"] in ids]
             out["splits"][name] = score_both([records[i] for i in sel], [preds[i] for i in sel], mapping)
             out["splits"][name]["templates"] = len(ids)
+    return out
+
+
+def masking_quality(records: Sequence[dict], preds: Sequence[Sequence[tuple[str, int, int]]], masker=None) -> dict:
+    """What masking costs the data (``pipeline.pii.quality``): placeholders in texts with no personal
+    data, masks over a word of the row's label (records with a ``label``), near-identical texts masked
+    differently."""
+    from pipeline.pii.quality import false_mask_share, inconsistency, label_word_share
+
+    texts = [r["full_text"] for r in records]
+    clean = [not any(sp["entity_type"] in PRIVATE_DATA_TYPES for sp in r["spans"]) for r in records]
+    out = {"false_mask": false_mask_share(preds, clean)}
+    if any(r.get("label") for r in records):
+        out["label_word_masks"] = label_word_share(texts, preds, [r.get("label", "") for r in records])
+    if masker is not None and hasattr(masker, "_apply"):
+        masked = [masker._apply(t, p).text for t, p in zip(texts, preds)]
+        out["inconsistent_near_duplicates"] = inconsistency(texts, masked)
     return out
 
 
@@ -370,17 +418,29 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         for key, title in (("tune", "tune templates"), ("held_out", "held-out templates")):
             if key in res["splits"]:
                 con.print(_table(f"PII detection, {title}", res["splits"][key]))
+        q = res.get("masking_quality", {})
+        con.print("masking quality: " + "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items()))
         con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
                   f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
 
-def mask_command(in_path: str, out_path: str, text_col: str) -> int:
-    """Mask a CSV/JSONL/Parquet file's text column into out_path; prints counts (no values)."""
-    from pipeline.pii.masker import MaskingError, mask_file
+def mask_command(in_path: str, out_path: str, text_col: str, config: str | None = None,
+                 id_col: str | None = None) -> int:
+    """Mask a CSV/JSONL/Parquet file's text column into out_path (any of the three formats); rows the leak
+    guard rejects go to a side file with their reasons. Prints counts (no values)."""
+    from pipeline.pii.masker import Masker, MaskingError, mask_file
 
+    spec = None
+    masker = None
+    if config:
+        from pipeline.config import load_config
+
+        cfg = load_config(config)
+        spec = cfg.masking
+        masker = Masker(spec, taxonomy=cfg.taxonomy)
     try:
-        res = mask_file(in_path, out_path, text_col)
+        res = mask_file(in_path, out_path, text_col, spec, masker=masker, id_col=id_col)
     except MaskingError as exc:
         print(f"masking failed: {exc}", file=sys.stderr)
         return 2

@@ -1,16 +1,25 @@
 """Independent second pass over masked text: reports structured PII that survived masking.
 
-Deliberately shares no code with the masker (``pipeline.pii.masker`` / ``pipeline.pii.recognizers``): its own
-regexes and its own checksum functions, so a bug in one is not repeated in the other. It is used as a
-blocking check after masking (``mask_file`` stops on any finding).
+Independent of the masker (``pipeline.pii.masker`` / ``pipeline.pii.recognizers`` / ``pipeline.pii.checksums``)
+in code *and* in method, on purpose: it shares no function with them, keeps its own check-digit code, and
+finds candidates differently. The masker reads identifiers with per-type patterns and the IBAN registry;
+the guard reads every text as a stream of alphanumeric characters and tests *every window* of each length
+an identifier can have against its checksum:
 
-``scan_residual(texts)`` returns, per text, the sorted list of PII *types* still present. It never
-returns, logs or raises with the values themselves. Placeholders (``<TYPE_n>``, ``<TYPE_n|token>``) are
-removed before scanning.
+- IBAN: from every place where two letters and two digits start a word, every window of 15 to 34
+  characters (read over single spaces and dashes), mod 97;
+- cards and Kazakh IIN/BIN: every run of whole digit groups (joined by up to three spaces, tabs, dashes,
+  dots or brackets) with
+  12-19 digits, Luhn, and with 12 digits, the IIN/BIN control digit and date;
+- phones: every run of whole digit groups of 8-15 digits written after a "+", or a Kazakh number
+  (7 or 8, then 7xx), plus regexes for the other groupings;
+- e-mail addresses after undoing the spoken and bracketed forms ("at", "[at]", "dot", "(dot)");
+- IPv4 and full or compressed IPv6; US SSN (3-2-4 with dashes).
 
-Covered: e-mail addresses; phone numbers (international with +, Kazakh +7/8/7 7xx in any grouping,
-North-American 3-3-4, other groupings of 9+ digits); payment cards (12-19 digits, Luhn); IBANs (mod 97);
-Kazakh IIN/BIN (control digit, date or BIN kind); IPv4 and full IPv6; US SSN (3-2-4 with dashes).
+``scan_residual(texts)`` returns, per text, the sorted list of PII *types* still present. It never returns,
+logs or raises with the values themselves. Placeholders (``<TYPE_n>``, ``<TYPE_n|token>``) are removed
+before scanning. It runs on masked tickets (a finding quarantines the ticket with reason ``residual_pii``),
+on every fine-tuning file just before upload, and on pull exports.
 """
 from __future__ import annotations
 
@@ -18,24 +27,28 @@ import re
 from datetime import date
 from typing import Sequence
 
+RESIDUAL_REASON = "residual_pii"
+
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+(?:\|[0-9a-f]+)?>")
+# spoken and bracketed forms of "@" and "." turned back into the symbols
+_SPOKEN_AT = re.compile(r"\s*[\[(<{]\s*(?:at|@)\s*[\])>}]\s*|\s+at\s+|\s+@\s*|@\s+", re.IGNORECASE)
+_SPOKEN_DOT = re.compile(r"\s*[\[(<{]\s*(?:dot|\.)\s*[\])>}]\s*|\s+dot\s+", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
-_IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
-                   r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}(?![\w:])")
+_IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)")
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Za-z])")
+_HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
-_DIGIT_RUN = re.compile(r"(?<![\w])\d(?:[ -]?\d){11,18}(?![\w])")
 _PHONES = [
-    re.compile(r"(?<![\w+])\+\s?\d[\d\s().-]{6,20}\d(?![\w])"),  # any international writing
-    re.compile(r"(?<![\w+])[78][\s-]?\(?7\d{2,3}\)?[\s-]?\d{2,3}[\s-]?\d{2}[\s-]?\d{2}(?![\w])"),  # KZ 8 7xx / 7 7xx
-    re.compile(r"(?<![\w])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?![\w])"),  # 3-3-4
-    re.compile(r"(?<![\w.-])\d{2,5}(?:[\s.-]\d{2,5}){2,4}(?![\w]|[.-]\d)"),  # other groupings, 9+ digits
+    re.compile(r"(?<![\w])\(?\d{3}\)?[ \t.-]?\d{3}[ \t.-]\d{4}(?![\w])"),  # 3-3-4
+    re.compile(r"(?<![\w.-])\d{2,5}(?:[ \t.-]\d{2,5}){2,4}(?![\w]|[.-]\d)"),  # other groupings, 9+ digits, one line
     re.compile(r"(?<![\w])0\d{9,10}(?![\w])"),  # national contiguous
 ]
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+_IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")  # where a window may start
+_ASCII_ALNUM = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
+# -- check digits, written for the guard alone ---------------------------------------------------------
 def _luhn(d: str) -> bool:
     s = 0
     for i, c in enumerate(d[::-1]):
@@ -45,9 +58,26 @@ def _luhn(d: str) -> bool:
 
 
 def _mod97(v: str) -> bool:
-    v = v.replace(" ", "").upper()
+    v = v.upper()
     num = "".join(str(ord(c) - 55) if c.isalpha() else c for c in v[4:] + v[:4])
     return int(num) % 97 == 1
+
+
+def _ipv6(run: str) -> bool:
+    """A run of hex digits and colons holds an IPv6 address: 8 groups, or fewer around one "::" (a colon
+    glued to either end is punctuation)."""
+    for v in {run, run[1:] if run.startswith(":") and not run.startswith("::") else run,
+              run[:-1] if run.endswith(":") and not run.endswith("::") else run,
+              run.strip(":")}:
+        parts = v.split("::")
+        if len(parts) > 2:
+            continue
+        groups = [g for p in parts for g in (p.split(":") if p else [])]
+        if not all(_HEX_GROUP.fullmatch(g) for g in groups):
+            continue
+        if (len(parts) == 1 and len(groups) == 8) or (len(parts) == 2 and len(groups) <= 7 and groups):
+            return True
+    return False
 
 
 def _kz_check(d: str) -> bool:
@@ -75,40 +105,107 @@ def _kz_kind(d: str) -> str | None:
     return None
 
 
+# -- windows ------------------------------------------------------------------------------------------
+def _iban_windows(text: str):
+    """Every 15..34-character alphanumeric window (over single spaces/dashes) starting with AA00 at a word start."""
+    n = len(text)
+    for start in _IBAN_HEAD.finditer(text):
+        p = start.start()
+        buf = []
+        i = p
+        while i < n and len(buf) < 34:
+            c = text[i]
+            if c in _ASCII_ALNUM:
+                buf.append(c)
+                if len(buf) >= 15:
+                    yield "".join(buf)
+            elif not (c in " -" and buf and i + 1 < n and text[i + 1] in _ASCII_ALNUM):
+                break
+            i += 1
+
+
+def _digit_groups(text: str) -> list[list[tuple[int, str]]]:
+    """Runs of digit groups joined by one to three of space, tab, dash, dot and brackets ("8 (701) 123-45-67"):
+    [[(start, digits), ...], ...]. A line break ends a run."""
+    runs: list[list[tuple[int, str]]] = []
+    i, n = 0, len(text)
+    cur: list[tuple[int, str]] = []
+    last_end = -10
+    while i < n:
+        if text[i].isdigit() and text[i].isascii():
+            j = i
+            while j < n and text[j].isdigit() and text[j].isascii():
+                j += 1
+            gap = text[last_end:i] if cur else ""
+            if cur and not (1 <= len(gap) <= 3 and all(c in " \t-.()" for c in gap)):
+                runs.append(cur)
+                cur = []
+            cur.append((i, text[i:j]))
+            last_end = i = j
+        else:
+            i += 1
+    if cur:
+        runs.append(cur)
+    return runs
+
+
+def _number_windows(text: str, lo: int, hi: int):
+    """(start, digits) of every run of whole consecutive groups with lo..hi digits."""
+    for run in _digit_groups(text):
+        for a in range(len(run)):
+            d = ""
+            for b in range(a, len(run)):
+                d += run[b][1]
+                if len(d) > hi:
+                    break
+                if len(d) >= lo:
+                    yield run[a][0], d
+
+
 def _scan(text: str) -> set[str]:
     text = _PLACEHOLDER.sub(" ", text)
     found: set[str] = set()
-    if "@" in text and _EMAIL.search(text):
+    canon = _SPOKEN_DOT.sub(".", _SPOKEN_AT.sub("@", text))
+    if "@" in canon and _EMAIL.search(canon):
         found.add("EMAIL_ADDRESS")
     if not any(c.isdigit() for c in text):
         return found
-    if _IPV4.search(text) or (":" in text and _IPV6.search(text)):
+    if _IPV4.search(text) or (":" in text and any(_ipv6(m.group()) for m in _HEX_RUN.finditer(text))):
         found.add("IP_ADDRESS")
     if _SSN.search(text):
         found.add("US_SSN")
-    for m in _IBAN.finditer(text):
-        if _mod97(m.group()):
-            found.add("IBAN_CODE")
-    for m in _DIGIT_RUN.finditer(text):
-        d = re.sub(r"\D", "", m.group())
+    if any(_mod97(w) for w in _iban_windows(text)):
+        found.add("IBAN_CODE")
+    for start, d in _number_windows(text, 8, 19):
         kind = _kz_kind(d) if len(d) == 12 else None
         if kind:
             found.add(kind)
-        elif 12 <= len(d) <= 19 and _luhn(d) and len(set(d)) > 1:
+        elif len(d) >= 12 and _luhn(d) and len(set(d)) > 1:
             found.add("CREDIT_CARD")
-    for pat in _PHONES:
-        for m in pat.finditer(text):
-            v = m.group()
-            d = re.sub(r"\D", "", v)
-            if not 9 <= len(d) <= 15 or _DATE.search(v) or _SSN.fullmatch(v.strip()):
-                continue
-            if len(d) >= 12 and not v.lstrip().startswith("+") and (_luhn(d) or _kz_kind(d)):
-                continue  # a card or an IIN, reported above
+        if len(d) <= 15 and ("+" in text[max(0, start - 3):start] or
+                             (len(d) == 11 and d[0] in "78" and d[1] == "7")):
             found.add("PHONE_NUMBER")
-            break
+        elif d.startswith("00") and 10 <= len(d) <= 17:
+            found.add("PHONE_NUMBER")
+    if "PHONE_NUMBER" not in found:
+        for pat in _PHONES:
+            for m in pat.finditer(text):
+                v = m.group()
+                d = re.sub(r"\D", "", v)
+                if not 9 <= len(d) <= 15 or _DATE.search(v) or _SSN.fullmatch(v.strip()):
+                    continue
+                if len(d) >= 12 and (_luhn(d) or _kz_kind(d)):
+                    continue  # a card or an IIN, reported above
+                found.add("PHONE_NUMBER")
+                break
     return found
 
 
 def scan_residual(texts: Sequence[str]) -> list[list[str]]:
     """Per text, the sorted structured PII types still present (never the values)."""
     return [sorted(_scan(t or "")) for t in texts]
+
+
+def residual_rows(texts: Sequence[str]) -> list[tuple[int, list[str]]]:
+    """(row index, types) of the texts that still hold structured PII."""
+    return [(i, kinds) for i, kinds in enumerate(scan_residual(texts)) if kinds]

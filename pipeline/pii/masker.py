@@ -22,7 +22,6 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # before presidio is imported
 
-import functools
 import hmac
 import json
 import logging
@@ -35,8 +34,11 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from pipeline.config import DATA_DIR, MaskingSpec
+from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
+from pipeline.pii.recognizers.ru.natasha_ner import has_cyrillic
+from pipeline.pii.vocabulary import common_words, label_words
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,13 @@ NER_STOPLIST = {"visa", "mastercard", "apple pay", "google pay", "atm", "pin", "
 
 _CURRENCY_WORD = re.compile(r"(?i)[ \t](?:rub(?:le|el)s?|roubles?|pounds?|dollars?|euros?|currency)$")
 _COORD_CURRENCY = re.compile(r"(?i)[ \t]+(?:and|or|to|into)[ \t]+\w+[ \t]+(?:currency|currencies|pounds?|dollars?|rub(?:le|el)s?)\b")
+_EMAILISH = re.compile(r"(?i)@|[\[(<{][ \t]*at[ \t]*[\])>}]|[ \t]at[ \t]")  # an "@" or a spoken / bracketed "at"
 _DOT_WORD = re.compile(r"\.[^\W\d_]")  # a URL has a dot right before a letter
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+(?:\|[0-9a-f]{8})?>")
 _SENT_START = re.compile(r"(?:^|[.!?:\n]\s*)$")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 _CHUNK = re.compile(r"\S+")
+_VOCAB_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 # lower-case texts also go through NER as a Capitalised copy; only these labels are taken from it
 TITLECASE_LOWER = True
 TITLECASE_LABELS = frozenset({"PERSON"})
@@ -81,25 +85,11 @@ block blocked cancel cancelled verify verification identity code virtual physica
 withdrawal withdraw deposit pending declined statement salary currency beneficiary limit""".split())
 
 
-@functools.lru_cache(maxsize=1)
-def _domain_words() -> frozenset[str]:
-    """Words used in at least 3 of the bundled Banking77 training requests ("incorrect", "broken",
-    "gotten"): support-ticket vocabulary, less the few given names among them. NER reading a lower-case or ALL-CAPS text through
-    its Capitalised copy takes such words for names; a name made only of them is dropped. Derived from
-    data rather than written by hand because no maintained English lexicon ships offline with spaCy's
-    small model (its vocabulary has no frequencies)."""
-    import csv
-
-    df: Counter[str] = Counter()
-    with open(DATA_DIR / "banking77" / "train.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            df.update(set(re.findall(r"[^\W\d_]+", row["text"].lower())))
-    return frozenset(w for w, n in df.items() if n >= 3) - _NAMES_AMONG_DOMAIN_WORDS
-
-
-# given names and surnames among those words, picked out by hand ("call me, bill"): they stay names
-_NAMES_AMONG_DOMAIN_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
-                                       "don", "mark"})
+# given names and surnames that are also common words ("call me, bill"): a data-driven common-word list
+# never makes them not-a-name on their own
+NAMES_AMONG_COMMON_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
+                                      "don", "mark"})
+_NAME_TYPES_ALL = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
@@ -162,8 +152,16 @@ def lower_copy(text: str) -> str:
 class Masker:
     """Detects and masks PII; one instance holds the spaCy model and the recognizers (not thread-safe)."""
 
-    def __init__(self, spec: MaskingSpec | None = None, salt: str | None = None, cache_size: int = 50_000):
+    def __init__(self, spec: MaskingSpec | None = None, salt: str | None = None, cache_size: int = 50_000,
+                 taxonomy=None, vocabulary: Iterable[str] | None = None):
+        """``taxonomy``: its label names and descriptions are never a name; ``vocabulary``: the user's
+        landing texts, whose common words are never a person on their own (without it, the texts of the
+        first ``analyze`` call are used)."""
         self.spec = spec or MaskingSpec()
+        self._label_words = label_words(taxonomy)
+        self._common: frozenset[str] | None = None
+        if vocabulary is not None:
+            self.fit_vocabulary(vocabulary)
         if salt is None:
             salt = os.environ.get(self.spec.salt_env) or None
         self._key = salt.encode("utf-8") if salt else None
@@ -171,9 +169,24 @@ class Masker:
 
         self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
         self.recognizers = build_recognizers()
+        from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+
+        self._name_words = given_names() | surnames()
         self._stop = _stop_words()
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
+
+    def fit_vocabulary(self, texts: Iterable[str]) -> None:
+        """Learn the common words of the user's data (``pipeline.pii.vocabulary``); clears the cache."""
+        self._common = common_words(texts, self.spec.common_word_min_share, self.spec.common_word_min_tickets)
+        if hasattr(self, "_cache"):
+            self._cache.clear()
+
+    def not_name_words(self) -> frozenset[str]:
+        """Words never a person on their own: common words of the data (less a few given names), label
+        words, and ``MaskingSpec.not_name_words``."""
+        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | \
+            {w.lower() for w in self.spec.not_name_words}
 
     def __repr__(self) -> str:  # never show the salt
         return f"Masker(threshold={self.spec.score_threshold}, salted={self._key is not None})"
@@ -190,7 +203,8 @@ class Masker:
     def _pattern_spans(self, text: str) -> list[tuple[str, int, int, float]]:
         has_digit = any(c.isdigit() for c in text)
         gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
-                 "ip": has_digit and ("." in text or ":" in text)}
+                 "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None,
+                 "cyrillic": has_cyrillic(text)}
         out = []
         for g in self.recognizers:
             if g.needs in gates:
@@ -304,6 +318,8 @@ class Masker:
             val = text[s:e]
             if e <= s or val.lower() in NER_STOPLIST or val.lower() in self._stop:
                 continue
+            if has_cyrillic(val):  # the English model guesses on Cyrillic; natasha's Russian NER reads it
+                continue
             if src[s:e].islower() or len(val.rstrip(".")) < 2:
                 continue
             # "UK pounds", "Russian rubles", "American and English currency": a descriptor of the
@@ -313,8 +329,9 @@ class Masker:
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
-                                     or (words and all(w in _domain_words() for w in words))):
-                continue
+                                     or (words and all(w in self._not_name for w in words))
+                                     or not any(w in self._name_words for w in words)):
+                continue  # a "name" from a Capitalised copy must hold a known given name or surname
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
@@ -378,11 +395,39 @@ class Masker:
             # copy) also lends them its Capitalised copy, for places only
             if tc is not None:
                 pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
-            out.append(self._resolve(t, _reconcile(pattern, n)))
+            out.append(self._resolve(t, self._drop_vocabulary_names(t, _reconcile(pattern, n))))
+        return out
+
+    def _drop_vocabulary_names(self, text: str, spans: list[tuple[str, int, int, float]]):
+        """A PERSON loses the not-a-name words at its ends that are no known name word ("Клиент Лазарь
+        Бобров" -> "Лазарь Бобров") and is dropped when nothing is left (unless a strong cue such as "my
+        name is" points at it); any name-type span made only of label words is dropped."""
+        out = []
+        for t, s, e, sc in spans:
+            if t in _NAME_TYPES_ALL:
+                found = [(m.start() + s, m.end() + s, m.group().lower()) for m in _VOCAB_WORD.finditer(text[s:e])]
+                ws = [w for _, _, w in found]
+                if ws and all(w in self._label_words for w in ws) and sc < 0.85:
+                    continue
+                if t == "PERSON" and ws and sc < 0.85:
+                    drop = lambda w: w in self._not_name and w not in self._name_words  # noqa: E731
+                    while found and drop(found[0][2]):
+                        found.pop(0)
+                    while found and drop(found[-1][2]):
+                        found.pop()
+                    if not found or all(w in self._not_name for _, _, w in found):
+                        continue
+                    s, e = found[0][0], max(found[-1][1], e if e - found[-1][1] <= 2 else found[-1][1])
+                if t == "LOCATION" and sc == LOWER_CITY_SCORE and all(w in self._not_name for w in ws):
+                    continue
+            out.append((t, s, e, sc))
         return out
 
     def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         """(entity_type, start, end) per text, sorted by start, non-overlapping."""
+        if self._common is None:
+            self.fit_vocabulary(texts)
+        self._not_name = self.not_name_words()
         todo = list(OrderedDict.fromkeys(t for t in texts if t not in self._cache))
         bs = max(1, self.spec.batch_size) * 4
         for i in range(0, len(todo), bs):
@@ -638,25 +683,34 @@ def _format(path: Path) -> str:
     raise MaskingError(f"unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
 
 
-def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None, *, masker: Masker | None = None,
-              chunk_rows: int = 5_000, progress: bool = True) -> dict:
-    """Mask one column of a CSV/JSONL/Parquet file into a file of the same format, in chunks.
+def rejects_path(out_path) -> Path:
+    """Where ``mask_file`` writes the rows the leak guard rejects: ``<out>.rejected.csv``."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".rejected.csv")
 
-    Returns ``{"rows": n, "counts": {TYPE: spans masked}, "rows_with_pii": k}``. After masking, every chunk
-    goes through ``leak_guard.scan_residual``; a residual finding stops the run (``PiiLeakError``) and the
-    partial output is removed.
+
+def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None, *, masker: Masker | None = None,
+              chunk_rows: int = 5_000, progress: bool = True, id_col: str | None = None) -> dict:
+    """Mask one column of a CSV/JSONL/Parquet file into a CSV/JSONL/Parquet file (formats by extension;
+    converting is fine), in chunks.
+
+    Returns ``{"rows": n, "rows_written": k, "rows_rejected": r, "counts": {TYPE: spans masked},
+    "rows_with_pii": p, "rejects": path}``. After masking, every chunk goes through the independent leak
+    guard; a row it still finds structured PII in is not written: it goes to ``rejects_path(out_path)``
+    (row number, the id column if any, reason ``residual_pii`` and the types; never the text) and the
+    file goes on.
     """
+    import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.pii.leak_guard import scan_residual
+    from pipeline.pii.leak_guard import RESIDUAL_REASON, scan_residual
 
     in_path, out_path = Path(in_path), Path(out_path)
-    fmt = _format(in_path)
-    if _format(out_path) != fmt:
-        raise MaskingError("the output must have the same format as the input")
+    fmt, out_fmt = _format(in_path), _format(out_path)
     masker = masker or Masker(spec)
     total = Counter()
-    rows = with_pii = 0
+    rows = written = with_pii = 0
+    rejected: list[dict] = []
     writer = None
     tmp = out_path.with_name(out_path.name + ".partial")
     size = in_path.stat().st_size
@@ -670,19 +724,24 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
                 texts = df[text_col].fillna("").astype(str).tolist()
                 res = masker.mask_texts(texts)
                 masked = [r.text for r in res]
-                leaks = scan_residual(masked)
-                bad = [rows + i for i, lk in enumerate(leaks) if lk]
-                if bad:
-                    kinds = sorted({k for lk in leaks for k in lk})
-                    raise PiiLeakError(f"leak guard: {len(bad)} masked rows still hold {kinds} (first rows {bad[:10]})")
-                for r in res:
-                    total.update(r.counts)
-                    with_pii += bool(r.counts)
+                keep = []
+                for i, kinds in enumerate(scan_residual(masked)):
+                    keep.append(not kinds)
+                    if kinds:
+                        rec = {"row": rows + i + 1, "reason": RESIDUAL_REASON, "types": ",".join(kinds)}
+                        if id_col and id_col in df.columns:
+                            rec[id_col] = str(df[id_col].iloc[i])
+                        rejected.append(rec)
+                for r, k in zip(res, keep):
+                    if k:
+                        total.update(r.counts)
+                        with_pii += bool(r.counts)
                 df = df.copy()
                 df[text_col] = masked
-                if fmt == "csv":
+                df = df[keep]
+                if out_fmt == "csv":
                     df.to_csv(tmp, mode="w" if ci == 0 else "a", header=ci == 0, index=False)
-                elif fmt == "jsonl":
+                elif out_fmt == "jsonl":
                     with open(tmp, "w" if ci == 0 else "a", encoding="utf-8") as fh:
                         for rec in df.to_dict(orient="records"):
                             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
@@ -690,18 +749,17 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
                     import pyarrow as pa
                     import pyarrow.parquet as pq
 
-                    table = pa.Table.from_pandas(df, preserve_index=False)
+                    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
-                rows += len(df)
-                bar.update(task, advance=len(df))
+                    writer.write_table(table.cast(writer.schema) if table.schema != writer.schema else table)
+                rows += len(texts)
+                written += len(df)
+                bar.update(task, advance=len(texts))
         if writer is not None:
             writer.close()
             writer = None
-        if rows == 0 and fmt == "csv":  # empty input: keep the header
-            import pandas as pd
-
+        if rows == 0 and out_fmt == "csv" and fmt == "csv":  # empty input: keep the header
             pd.read_csv(in_path, nrows=0).to_csv(tmp, index=False)
         elif rows == 0:
             tmp.write_bytes(b"")
@@ -711,8 +769,13 @@ def mask_file(in_path, out_path, text_col: str, spec: MaskingSpec | None = None,
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    log.info("masked %d rows (%d with PII, %d bytes in)", rows, with_pii, size)
-    return {"rows": rows, "counts": dict(total), "rows_with_pii": with_pii}
+    rej = rejects_path(out_path)
+    cols = ["row"] + ([id_col] if id_col else []) + ["reason", "types"]
+    pd.DataFrame(rejected, columns=cols).to_csv(rej, index=False)
+    log.info("masked %d rows (%d with PII, %d rejected by the leak guard, %d bytes in)", rows, with_pii,
+             len(rejected), size)
+    return {"rows": rows, "rows_written": written, "rows_rejected": len(rejected), "counts": dict(total),
+            "rows_with_pii": with_pii, "rejects": str(rej)}
 
 
 def iter_masked(texts: Iterable[str], masker: Masker, chunk: int = 2_000) -> Iterator[MaskResult]:

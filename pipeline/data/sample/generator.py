@@ -11,7 +11,8 @@ data (names, e-mails, phone numbers, card numbers, IBANs, Kazakhstan IINs; all i
 checksum-valid), exact and near duplicates, system templates, label conflicts, label spelling
 variants, an undeclared label rename, empty, whitespace-only and oversized texts, missing labels,
 broken rows, unparseable timestamps, reused ticket ids, a re-export overlap, a non-UTF-8 file and a
-handful of deliberately wrong labels. The manifest never contains the personal data itself.
+handful of deliberately wrong labels. The manifest never contains the personal data itself; the
+invented values planted are listed beside it, in `<manifest>_pii_values.json`, for the leak tests.
 
 The output depends only on the seed and `n_tickets`: the same arguments give byte-identical files.
 
@@ -34,6 +35,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.pii.checksums import iban_ok, iban_with_check, kz_control_digit, kz_control_ok, luhn_complete, luhn_ok
 
 BANKING77_DIR = Path(str(resources.files("pipeline") / "bundled" / "banking77"))
 
@@ -111,57 +114,23 @@ ATM_PLACES = ["Abay Ave 150, Almaty", "Mega Park, Almaty", "Khan Shatyr, Astana"
               "Shymkent Plaza", "Karaganda city centre"]
 
 
+# check digits: the one implementation in pipeline.pii.checksums
+_luhn_complete = luhn_complete
+_iban_with_check = iban_with_check
+iin_check_digit = kz_control_digit
+
+
 def luhn_valid(number: str) -> bool:
-    digits = [int(c) for c in number if c.isdigit()]
-    if len(digits) < 12:
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _luhn_complete(partial: str) -> str:
-    for check in "0123456789":
-        if luhn_valid(partial + check):
-            return partial + check
-    raise AssertionError("unreachable")
+    digits = "".join(c for c in number if c.isdigit())
+    return len(digits) >= 12 and luhn_ok(digits)
 
 
 def iban_valid(iban: str) -> bool:
-    s = re.sub(r"\s+", "", iban).upper()
-    if len(s) < 15 or not s[:2].isalpha() or not s[2:4].isdigit():
-        return False
-    rearranged = s[4:] + s[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-
-
-def _iban_with_check(country: str, bban: str) -> str:
-    rearranged = bban + country + "00"
-    check = 98 - int("".join(str(int(c, 36)) for c in rearranged)) % 97
-    return f"{country}{check:02d}{bban}"
-
-
-def iin_check_digit(first11: str) -> int | None:
-    """The official Kazakhstan IIN check digit, or None when the 11 digits admit no valid IIN."""
-    d = [int(c) for c in first11]
-    s = sum(w * x for w, x in zip(range(1, 12), d)) % 11
-    if s == 10:
-        s = sum(w * x for w, x in zip([3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2], d)) % 11
-        if s == 10:
-            return None
-    return s
+    return iban_ok(iban)
 
 
 def iin_valid(iin: str) -> bool:
-    if not re.fullmatch(r"\d{12}", iin):
-        return False
-    check = iin_check_digit(iin[:11])
-    return check is not None and check == int(iin[11])
+    return kz_control_ok(iin)
 
 
 class _Pii:
@@ -169,6 +138,7 @@ class _Pii:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
+        self.planted: list[tuple[str, str]] = []  # (type, value) of every value written into a ticket
 
     def person(self) -> str:
         r = self.rng
@@ -254,6 +224,11 @@ class _Pii:
                 return first11 + str(check)
 
     def value(self, kind: str) -> str:
+        v = self.draw(kind)
+        self.planted.append((kind, v))
+        return v
+
+    def draw(self, kind: str) -> str:
         return {"PERSON": self.person, "EMAIL_ADDRESS": self.email, "PHONE_NUMBER": self.phone,
                 "CREDIT_CARD": self.card, "IBAN_CODE": self.iban, "KZ_IIN": self.iin}[kind]()
 
@@ -471,6 +446,7 @@ def _template_text(rng: random.Random, pii: _Pii, name: str, t: datetime) -> tup
     last4 = f"{rng.randint(0, 9999):04d}"
     if name == "transfer_failed":
         iban = pii.iban() if rng.random() < 0.5 else _iban_compact_kz(pii)
+        pii.planted.append(("IBAN_CODE", iban))
         return (f"Transfer #{rng.randint(100000, 999999)} of {amount} KZT to account {iban} failed on "
                 f"{when}. Error code E-{rng.randint(100, 999)}.", ["IBAN_CODE"])
     if name == "card_declined":
@@ -682,6 +658,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     cyr = _sample(rng, legacy, _count("legacy_cyrillic", n))
     for r in cyr:
         name = rng.choice(CYRILLIC_NAMES)
+        pii.planted.append(("PERSON", name))
         r.text = rng.choice([f"My name is {name}. {r.text.strip()}", f"{r.text.strip()} — {name}",
                              f"{r.text.strip()} Regards, {name}"])
         r.pii = sorted(set(r.pii) | {"PERSON"}, key=PII_TYPES.index)
@@ -879,7 +856,13 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
             "note": "Banking77's own normalised duplicates among the tickets drawn (not planted)",
         },
     }
+    # the values planted, for tests that look for them downstream of masking: beside the manifest (which
+    # holds no value), in the raw zone with the landing files they come from; invented data only
+    values_path = manifest_path.with_name(manifest_path.stem + "_pii_values.json")
+    manifest["pii_values_file"] = values_path.name
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    values_path.write_text(json.dumps(sorted(set(pii.planted)), ensure_ascii=False, indent=0) + "\n",
+                           encoding="utf-8")
     manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
                              encoding="utf-8")
     return manifest

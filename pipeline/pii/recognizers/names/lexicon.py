@@ -1,0 +1,43 @@
+"""Given names and surnames from Faker's person providers (MIT, installed data, no download), lower-cased.
+
+Used where case gives no hint: a lower-case word that is a known given name is a name candidate, and a
+"name" the NER model finds in the Capitalised copy of a lower-case text must hold one known name word.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+
+# Latin-script locales whose names reach Kazakh, European and English-speaking support desks, and Russian
+_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pl_PL",
+            "nl_NL", "pt_BR", "pt_PT", "sv_SE", "da_DK", "no_NO", "fi_FI", "cs_CZ", "hu_HU", "ro_RO", "tr_TR",
+            "ru_RU", "uk_UA"]
+
+
+def _provider(locale: str):
+    return importlib.import_module(f"faker.providers.person.{locale}").Provider
+
+
+def _names(attr_names: tuple[str, ...]) -> frozenset[str]:
+    out: set[str] = set()
+    for loc in _LOCALES:
+        try:
+            p = _provider(loc)
+        except ImportError:
+            continue
+        for attr in attr_names:
+            for n in getattr(p, attr, ()) or ():
+                for part in str(n).replace("-", " ").split():
+                    if len(part) >= 3 and part.isalpha():
+                        out.add(part.lower())
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    return _names(("first_names", "first_names_male", "first_names_female"))
+
+
+@functools.lru_cache(maxsize=1)
+def surnames() -> frozenset[str]:
+    return _names(("last_names",))

@@ -1,0 +1,46 @@
+"""Lower-case given names without a cue ("add joe smith to my contacts", "what did i tell susan")."""
+from __future__ import annotations
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+from pipeline.pii.recognizers.common import STOP
+from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+
+_CALENDAR = frozenset("""january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday spring summer autumn winter""".split())
+_WORD = regex.compile(r"(?<![\w'’@.])[a-zß-ÿа-яё][a-zß-ÿа-яё'’]+(?![\w@])")
+
+
+class LowerGivenNameRecognizer(EntityRecognizer):
+    """In a text with no capital letter, a word that is a known given name (Faker's lists, many locales)
+    and not an English stop word is a person, with a known surname or a given name right after it
+    joined to it. Score 0.5: the masker drops it when the word is common in the user's own data or a
+    label word (``pipeline.pii.vocabulary``), which is what keeps "will", "may" or "rose" unmasked."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="LowerGivenNameRecognizer")
+
+    def load(self) -> None:
+        self.first = given_names() - STOP - _CALENDAR
+        self.last = surnames() | given_names()
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if any(c.isupper() for c in text):
+            return []
+        out = []
+        toks = [(m.start(), m.end(), m.group().rstrip("'’")) for m in _WORD.finditer(text)]
+        i = 0
+        while i < len(toks):
+            s, e, w = toks[i]
+            base = w[:-2] if w.endswith(("'s", "’s")) else w
+            if base in self.first:
+                end = s + len(base)
+                if i + 1 < len(toks) and toks[i + 1][2] in self.last and toks[i + 1][2] not in STOP and \
+                        text[e:toks[i + 1][0]] == " ":
+                    nxt = toks[i + 1]
+                    end = nxt[0] + len(nxt[2][:-2] if nxt[2].endswith(("'s", "’s")) else nxt[2])
+                    i += 1
+                out.append(RecognizerResult("PERSON", s, end, 0.5))
+            i += 1
+        return out
