@@ -176,3 +176,17 @@ def test_stale_temporary_folders_of_dead_writers_only_are_removed(tmp_path):
     (zone / ".tmp-0123456789abcdef-1a2b3c4d").mkdir()  # the format of earlier releases
     assert storage.clean_stale_tmp(tmp_path) == 2
     assert [p.name for p in zone.iterdir()] == [f".tmp-0123456789abcdef-{os.getppid()}-cafe0000"]
+
+
+def test_version_prefix_is_not_a_pattern(tmp_path):
+    import pandas as pd
+
+    from pipeline.catalog import Catalog
+
+    cat = Catalog(tmp_path / "catalog.duckdb")
+    empty = pd.DataFrame(columns=["ticket_id", "split", "group_key", "first_version", "reason"])
+    cat.publish_dataset("a1b2c3d4e5f60718", str(tmp_path), "cfg", {"train": 1}, empty, pd.DataFrame(), None, None)
+    assert cat.dataset_version("a1b2")["version"] == "a1b2c3d4e5f60718"
+    for pattern in ("%", "_", "a1b2%", "a_b2", ""):
+        with pytest.raises(LookupError):
+            cat.dataset_version(pattern)
