@@ -14,7 +14,8 @@ A run survives the death of the one before it:
   concurrency slots they held are released; so are slots held by runs that have already ended.
 * While a step waits for a slot of the `tunegate_catalog` pool, the console says which run holds it
   and for how long; a holder found dead meanwhile is released at once.
-* SIGTERM stops a run like Ctrl-C: the run is marked failed and the process exits.
+* SIGTERM stops a run like Ctrl-C, also while a step waits for a pool slot (where Dagster does not
+  look for signals): the run is marked failed, its slots freed, and the process exits.
 """
 import fcntl
 import json
@@ -188,7 +189,16 @@ def _watch_pool(instance: DagsterInstance, run_id: str, stop: threading.Event) -
     """Say on the console while this run's step waits for a `tunegate_catalog` slot held by another run."""
     t0 = None
     said = -NOTICE_EVERY_S
-    while not stop.wait(2.0):
+    signalled = None
+    while not stop.wait(1.0):
+        # Dagster turns SIGTERM and SIGINT into a flag it checks inside steps only; a step waiting for
+        # a pool slot would never see it. Give Dagster 5 s to act, then stop the run ourselves.
+        if _interrupted():
+            signalled = signalled or time.monotonic()
+            if time.monotonic() - signalled > 5.0 and not stop.is_set():
+                _stop_stuck_run(instance, run_id)
+        else:
+            signalled = None
         try:
             info = instance.event_log_storage.get_concurrency_info(POOL)
         except Exception:  # noqa: BLE001 - the watcher never breaks a run
@@ -213,21 +223,26 @@ def _watch_pool(instance: DagsterInstance, run_id: str, stop: threading.Event) -
         release_dead_runs(instance, exclude=run_id)
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops an in-process run the way Ctrl-C does (Dagster marks it failed, we exit)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
+def _interrupted() -> bool:
+    """Has Dagster captured a SIGINT/SIGTERM it has not acted on yet?"""
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+        from dagster._utils.interrupts import check_captured_interrupt
+
+        return check_captured_interrupt()
+    except Exception:  # noqa: BLE001 - a private helper that may move
+        return False
+
+
+def _stop_stuck_run(instance: DagsterInstance, run_id: str) -> None:
+    """A signal arrived while the run waits where Dagster does not look for one (a pool slot): mark
+    the run failed, free its slots and exit, as the user asked."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        instance.report_run_failed(run, "stopped by a signal (SIGTERM or Ctrl-C) while waiting")
+    _say(f"run {run_id[:8]} stopped by a signal while waiting; marked failed")
+    logging.shutdown()
+    os._exit(143)
 
 
 def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipeline", raise_on_error: bool = True,
@@ -249,10 +264,12 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
         watcher = threading.Thread(target=_watch_pool, args=(instance, run_id, stop), name="pool-watch", daemon=True)
         watcher.start()
         run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")}}}}
+        old_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         try:
-            with _sigterm_as_interrupt():
-                return defs.resolve_job_def(job).execute_in_process(
-                    instance=instance, raise_on_error=raise_on_error, run_config=run_config, run_id=run_id,
-                    tags={TAG_PROCESS: process_identity()})
+            return defs.resolve_job_def(job).execute_in_process(
+                instance=instance, raise_on_error=raise_on_error, run_config=run_config, run_id=run_id,
+                tags={TAG_PROCESS: process_identity()})
         finally:
             stop.set()
+            if old_term is not None:  # Dagster leaves SIGTERM mapped to the SIGINT handler
+                signal.signal(signal.SIGTERM, old_term)

@@ -29,7 +29,7 @@ def landing(tmp_path_factory):
     from pipeline.data.sample.generator import generate_sample
 
     root = tmp_path_factory.mktemp("kill-landing")
-    generate_sample(root / "landing", root / "manifest.json", n_tickets=300)
+    generate_sample(root / "landing", root / "manifest.json", n_tickets=400)  # 300 trips a labels bug (empty issues table)
     return root / "landing"
 
 

@@ -190,3 +190,49 @@ def test_version_prefix_is_not_a_pattern(tmp_path):
     for pattern in ("%", "_", "a1b2%", "a_b2", ""):
         with pytest.raises(LookupError):
             cat.dataset_version(pattern)
+
+
+@pytest.mark.slow
+def test_a_run_blocked_on_the_pool_names_the_holder_and_stops_on_sigterm(tmp_path, monkeypatch):
+    """A live run (started from the UI, say) holds the catalog pool: `tunegate run` says who holds it
+    and for how long, and SIGTERM stops it (it used to wait silently and ignore SIGTERM)."""
+    import yaml
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from pipeline.data.sample.generator import generate_sample
+
+    generate_sample(tmp_path / "landing", tmp_path / "manifest.json", n_tickets=150)
+    cfg_path = tmp_path / "tunegate.yaml"
+    cfg_path.write_text(yaml.safe_dump({"warehouse": str(tmp_path / "wh"), "landing": {"path": str(tmp_path / "landing")}}))
+    cfg = load_config(cfg_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(runner.dagster_home(cfg)))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    log = tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("TUNEGATE_WAREHOUSE",)}
+    try:
+        with DagsterInstance.get() as inst:
+            holder = _started_run(inst, runner.process_identity(other.pid))
+            with open(log, "w") as out:
+                p = subprocess.Popen([sys.executable, "-m", "assets.cli", "run", "--config", str(cfg_path), "--data-only"],
+                                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 240
+            expected = f"waiting for a slot of pool {runner.POOL}, held by run {holder.run_id[:8]}"
+            while expected not in log.read_text():
+                assert p.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+            assert f"PID {other.pid}" in log.read_text()
+            p.send_signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            p.wait(timeout=60)
+            stopped_in = time.monotonic() - t0
+            assert stopped_in < 30
+            runs = [r for r in inst.get_runs() if r.run_id != holder.run_id]
+            assert len(runs) == 1 and runs[0].status == DagsterRunStatus.FAILURE
+            assert inst.event_log_storage.get_concurrency_info(runner.POOL).active_run_ids == {holder.run_id}
+            print(f"\nSIGTERM -> exit of a run waiting for a pool slot: {stopped_in:.1f} s")
+    finally:
+        other.kill()
+        other.wait()
+        if "p" in locals() and p.poll() is None:
+            p.kill()
