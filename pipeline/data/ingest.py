@@ -48,6 +48,7 @@ FILE_COLUMNS = ["source_file", "format", "status", "rows_in", "rows_kept", "rows
                 "unknown_columns", "message"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
 _BLANK_CATEGORIES = {"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"}  # control, format, surrogate, separators
 _RECORD_PREVIEW = 10_000  # characters of an over-limit record kept in the quarantine
 # The parser reads fields of any length; `landing.max_field_chars` is enforced on what it returns, so an
@@ -129,6 +130,7 @@ def _read_jsonl(lines: list[str], name: str, encoding: str, landing, sink: _Sink
             raise _TooLarge(f"a number has {len(digits)} characters (> {landing.max_number_digits})")
         return float(digits)
 
+    decoder = json.JSONDecoder(parse_int=parse_int, parse_float=parse_float)
     records, columns, n_read = [], [], 0
     seen = set()
     for lineno, line in enumerate(lines, start=1):
@@ -143,7 +145,7 @@ def _read_jsonl(lines: list[str], name: str, encoding: str, landing, sink: _Sink
             sink.reject(name, lineno, "bad_encoding", f"line {lineno} is not valid {encoding}", line)
             continue
         try:
-            rec = json.loads(line, parse_int=parse_int, parse_float=parse_float)
+            rec = decoder.decode(line)
         except _TooLarge as exc:
             sink.reject(name, lineno, "over_limit", f"line {lineno}: {exc} (landing.max_number_digits)", line)
             continue
@@ -159,6 +161,10 @@ def _read_jsonl(lines: list[str], name: str, encoding: str, landing, sink: _Sink
             continue
         if not isinstance(rec, dict):
             sink.reject(name, lineno, "malformed_json", f"line {lineno}: not a JSON object", line)
+            continue
+        if _SURROGATE_ESCAPE.search(line) and _SURROGATE.search(json.dumps(rec, ensure_ascii=False)):
+            # a "\ud800" escape decodes to a lone surrogate: not text, and no table could store it
+            sink.reject(name, lineno, "bad_encoding", f"line {lineno} holds a lone surrogate escape", line)
             continue
         depth = _json_depth(rec, landing.max_json_depth)
         if depth > landing.max_json_depth:
@@ -180,7 +186,7 @@ def _csv_rows(lines: list[str], first: int, last: int) -> list[tuple[int, int, l
     out = []
     pos = first
     while pos < last:
-        reader = csv.reader(iter(lines[pos:last]))
+        reader = csv.reader(lines[i] for i in range(pos, last))
         start = pos
         try:
             for row in reader:
@@ -423,10 +429,6 @@ def _validate(rec: dict, rowno: int, fname: str, mapping: dict, config: Tunegate
             sink.reject(fname, rowno, "wrong_type", f"column {src} holds a {type(rec.get(src)).__name__}, "
                         "expected text", rec, ticket_id=out.get("ticket_id"))
             return
-        if value is not None and _SURROGATE.search(value):  # e.g. a JSON "\\ud800" escape
-            sink.reject(fname, rowno, "bad_encoding", f"column {src} holds a lone surrogate (not valid text)", rec,
-                        ticket_id=out.get("ticket_id"))
-            return
         out[canon] = value
     if mapping["ticket_id"] is None:
         out["ticket_id"] = "t-" + hashlib.sha1(f"{fname}:{rowno}".encode()).hexdigest()[:12]
@@ -462,6 +464,10 @@ def _validate(rec: dict, rowno: int, fname: str, mapping: dict, config: Tunegate
     sink.rows.append(out)
 
 
+_TS_MIN = datetime(1677, 9, 22, tzinfo=timezone.utc)  # inside pandas' nanosecond range
+_TS_MAX = datetime(2262, 4, 11, tzinfo=timezone.utc)
+
+
 def _parse_timestamp(value: str) -> datetime | None:
     """ISO 8601 -> aware UTC datetime; naive times are taken as UTC; anything else -> None."""
     try:
@@ -471,8 +477,7 @@ def _parse_timestamp(value: str) -> datetime | None:
             ts = pd.to_datetime(value, utc=True, errors="coerce", format="ISO8601")
             return None if pd.isna(ts) else ts.to_pydatetime()
         ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-        pd.Timestamp(ts)  # outside pandas' range (years 1677-2262) the table could not hold it
-        return ts
+        return ts if _TS_MIN <= ts <= _TS_MAX else None  # pandas' nanosecond range: the table must hold it
     except (ValueError, OverflowError, OSError):
         return None
 
