@@ -264,6 +264,7 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
         watcher = threading.Thread(target=_watch_pool, args=(instance, run_id, stop), name="pool-watch", daemon=True)
         watcher.start()
         run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")}}}}
+        _say(f"run {run_id[:8]} ({job}) starting on {cfg.warehouse_path}")
         old_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         try:
             return defs.resolve_job_def(job).execute_in_process(

@@ -52,8 +52,23 @@ def _start(config: Path, data_only: bool, **env) -> subprocess.Popen:
                             text=True, start_new_session=True)
 
 
-def _finish(p: subprocess.Popen, timeout: float = 900) -> str:
-    out, _ = p.communicate(timeout=timeout)
+class Finished(str):
+    """The output of a finished run, with the time the run started (time.monotonic())."""
+
+    first_step_at: float | None = None
+
+
+def _finish(p: subprocess.Popen, timeout: float = 900) -> Finished:
+    lines, first = [], None
+    deadline = time.monotonic() + timeout
+    for line in p.stdout:
+        if first is None and ") starting on " in line:  # said by the runner when the run starts
+            first = time.monotonic()
+        lines.append(line)
+        assert time.monotonic() < deadline
+    p.wait(timeout=60)
+    out = Finished("".join(lines))
+    out.first_step_at = first
     assert p.returncode == 0, out[-3000:]
     return out
 
@@ -102,7 +117,9 @@ def _dagster_statuses(wh: Path) -> list[str]:
 def clean(tmp_path_factory, landing):
     tmp = tmp_path_factory.mktemp("clean")
     cfg = _config(tmp, landing, "wh")
+    t0 = time.monotonic()
     _finish(_start(cfg, data_only=True))
+    print(f"\n[clean] data half from scratch: {time.monotonic() - t0:.1f} s")
     return _versions(tmp / "wh"), _dataset_versions(tmp / "wh")
 
 
@@ -135,7 +152,8 @@ def test_kill_minus_nine_then_rerun_equals_a_clean_run(tmp_path, landing, clean,
     again = _start(cfg, data_only=True)
     out = _finish(again)
     elapsed = time.monotonic() - t_kill
-    print(f"\n[{point}] killed at {hit}; kill -> completed re-run: {elapsed:.1f} s")
+    print(f"\n[{point}] killed at {hit}; kill -> re-run started: {out.first_step_at - t_kill:.1f} s; "
+          f"kill -> completed re-run: {elapsed:.1f} s")
     assert "died without finishing" in out
     assert "waiting for" not in out  # no lock or slot held by the dead run
     statuses = _dagster_statuses(wh)
@@ -155,7 +173,7 @@ def _provider_jobs(wh: Path) -> list[tuple[str, str]]:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            return con.execute("SELECT id, status FROM jobs ORDER BY seq").fetchall()
+            return con.execute("SELECT id, status, json_extract(obj, '$.model') FROM jobs ORDER BY seq").fetchall()
         finally:
             con.close()
     except sqlite3.Error:
@@ -171,7 +189,8 @@ def test_kill_during_fine_tuning_submits_no_second_job(tmp_path, landing, clean,
     env = {"TUNEGATE_PROVIDER_MIN_EPOCH_S": "3"}  # a job long enough to be killed in the middle
     p = _start(cfg, data_only=False, **env)
     try:
-        _kill_when(p, lambda: any(s == "running" for _, s in _provider_jobs(wh)), timeout=900)
+        _kill_when(p, lambda: any(s == "running" for _, s, _ in _provider_jobs(wh)), timeout=900)
+        submitted = _provider_jobs(wh)
         if also_provider:  # a power cut: the provider dies too
             prov = LocalProvider.find(wh / "provider")
             assert prov is not None
@@ -179,9 +198,13 @@ def test_kill_during_fine_tuning_submits_no_second_job(tmp_path, landing, clean,
         t_kill = time.monotonic()
         out = _finish(_start(cfg, data_only=False, **env))
         elapsed = time.monotonic() - t_kill
-        print(f"\n[fine-tuning, provider killed too: {also_provider}] kill -> completed re-run: {elapsed:.1f} s")
+        print(f"\n[fine-tuning, provider killed too: {also_provider}] kill -> re-run started: "
+              f"{out.first_step_at - t_kill:.1f} s; kill -> completed re-run: {elapsed:.1f} s")
         jobs = _provider_jobs(wh)
-        assert len(jobs) == 1 and jobs[0][1] == "succeeded", jobs  # resumed, never submitted twice
+        models = [m for _, _, m in jobs]
+        assert len(models) == len(set(models)), jobs  # one job per fine-tuned base model, never two
+        assert [j for j, _, _ in jobs][:len(submitted)] == [j for j, _, _ in submitted]  # the killed job was kept
+        assert all(s == "succeeded" for _, s, _ in jobs), jobs
         assert "died without finishing" in out
         assert _dataset_versions(wh) == clean[1]
         assert (wh / "reports" / "latest" / "report.json").exists()
