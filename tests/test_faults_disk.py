@@ -54,6 +54,7 @@ def clean(tmp_path_factory, landing):
     return versions, size
 
 
+@pytest.mark.slow
 def test_enospc_from_the_storage_layer(tmp_path, landing, clean, monkeypatch):
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     real = storage._write_table
@@ -96,6 +97,7 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("free", ["16k", "30%", "60%"])
 def test_enospc_on_a_full_tmpfs(tmpfs, landing, clean, free):
     mnt, capacity = tmpfs
@@ -118,3 +120,23 @@ def test_enospc_on_a_full_tmpfs(tmpfs, landing, clean, free):
     _complete(cfg.warehouse_path)
     cat = Catalog(cfg.catalog_path)
     assert cat.query("SELECT count(*) AS n FROM dataset_versions")["n"].iloc[0] == 1
+
+
+def test_a_full_tmpfs_fails_one_version_write_cleanly(tmpfs):
+    """The fast version of the above: one version of real tickets onto a full tmpfs, then with room."""
+    import pandas as pd
+
+    from pipeline.config import DATA_DIR
+
+    mnt, capacity = tmpfs
+    df = pd.read_csv(DATA_DIR / "banking77" / "train.csv").head(3000)
+    ballast = mnt / "ballast"
+    ballast.write_bytes(b"\0" * (capacity - 24 * 1024))
+    with pytest.raises(storage.DiskFullError) as err:
+        storage.write_version(mnt / "wh", storage.CLEAN_ZONE, "masked_tickets", {"tickets": df})
+    assert "\n" not in str(err.value) and "masked_tickets" in str(err.value)
+    assert not list((mnt / "wh").rglob("*.parquet")) and not list((mnt / "wh").rglob(".tmp-*"))
+    ballast.unlink()
+    version, folder = storage.write_version(mnt / "wh", storage.CLEAN_ZONE, "masked_tickets", {"tickets": df})
+    assert version == storage.content_hash({"tickets": df})
+    assert storage.read_version(mnt / "wh", storage.CLEAN_ZONE, "masked_tickets", version, "tickets").equals(df)
