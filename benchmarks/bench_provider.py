@@ -122,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_provider_") as tmp:
         provider = LocalProvider.start(Path(tmp) / "state")
         try:
-            client = openai.OpenAI(base_url=provider.url, api_key="bench", max_retries=0, timeout=120)
+            client = openai.OpenAI(base_url=provider.url, api_key=provider.api_key, max_retries=0, timeout=120)
             if a.client == "untransformed":
                 client = UntransformedClient(client)
             print(f"provider pid {provider.pid} at {provider.url}\n", flush=True)

@@ -6,15 +6,19 @@ fine-tuning jobs, evaluations, the model routes with their history, and an audit
 submissions, promotions).
 
 DuckDB allows one writing process per file, so every call opens a short-lived connection, does its
-work in one transaction and closes; a lock held by another process is retried with backoff. The
-Dagster assets that write here share one concurrency pool as well.
+work in one transaction and closes; a lock held by another process is retried with backoff, and a
+wait of more than a few seconds is said on the console with the holder's PID and command and the time
+waited. A full disk rolls the transaction back and raises `DiskFullError` (one line). The Dagster
+assets that write here share one concurrency pool as well.
 """
 from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import random
+import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,6 +27,11 @@ from typing import Any, Iterator
 
 import duckdb
 import pandas as pd
+
+from pipeline.errors import UserError
+from pipeline.storage import DiskFullError, disk_full_message
+
+log = logging.getLogger("tunegate.catalog")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifact_versions (
@@ -68,6 +77,28 @@ def actor() -> str:
         return "unknown"
 
 
+class CatalogLockedError(UserError):
+    """Another process kept the catalog's write lock for longer than the retries wait."""
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (28, 122) or "No space left on device" in str(exc) \
+        or "Disk quota exceeded" in str(exc)
+
+
+def _holder(exc: BaseException) -> str:
+    """`PID n (command)` from DuckDB's lock message, as far as it can be read."""
+    m = re.search(r"PID (\d+)", str(exc))
+    if not m:
+        return "another process"
+    pid = m.group(1)
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"PID {pid}" + (f" ({cmd[:120]})" if cmd else "")
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -90,13 +121,25 @@ class Catalog:
     @contextmanager
     def connect(self, read_only: bool = False, attempts: int = 40) -> Iterator[duckdb.DuckDBPyConnection]:
         delay = 0.05
+        t0 = time.monotonic()
+        said = 0.0
         for i in range(attempts):
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or i == attempts - 1:
+                if _disk_full(exc):
+                    raise DiskFullError(disk_full_message(self.path.parent, "the catalog")) from None
+                if "lock" not in str(exc).lower():
                     raise
+                waited = time.monotonic() - t0
+                if i == attempts - 1:
+                    raise CatalogLockedError(f"the catalog {self.path} is locked by {_holder(exc)} "
+                                             f"(waited {waited:.0f} s): let it finish or stop it, then retry") from None
+                if waited - said >= 3.0:
+                    said = waited
+                    log.warning("waiting for the catalog lock on %s held by %s: %.0f s so far",
+                                self.path, _holder(exc), waited)
                 time.sleep(delay + random.random() * delay)
                 delay = min(delay * 1.6, 2.0)
         try:
@@ -105,12 +148,14 @@ class Catalog:
             yield con
             if not read_only:
                 con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if not read_only:
                 try:
                     con.execute("ROLLBACK")
                 except duckdb.Error:
                     pass
+            if isinstance(exc, (duckdb.Error, OSError)) and _disk_full(exc):
+                raise DiskFullError(disk_full_message(self.path.parent, "the catalog")) from None
             raise
         finally:
             con.close()
@@ -203,8 +248,10 @@ class Catalog:
         if version == "latest":
             df = self.query("SELECT * FROM dataset_versions ORDER BY last_published_at DESC LIMIT 1")
         else:
-            df = self.query("SELECT * FROM dataset_versions WHERE version = ? OR version LIKE ? ORDER BY created_at DESC",
-                            [version, version + "%"])
+            # a prefix match without LIKE: `%` and `_` in what the user typed are characters, not wildcards
+            df = self.query("SELECT * FROM dataset_versions WHERE version = ? OR starts_with(version, ?) "
+                            "ORDER BY created_at DESC", [version, version]) if version else self.query(
+                "SELECT * FROM dataset_versions WHERE false")
         if df.empty:
             raise LookupError(f"no dataset version {version!r} in the catalog; run the pipeline first "
                               "(`tunegate demo` or `tunegate run`)")

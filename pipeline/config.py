@@ -52,6 +52,13 @@ class LandingSpec(_Strict):
     path: str = "landing"  # relative paths are relative to the warehouse root
     patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.json", "*.parquet"])
     encoding: str = "utf-8"
+    # A symlink in landing is reported and skipped unless this is true (it may point anywhere).
+    follow_symlinks: bool = False
+    # Limits on what one record may hold; a record over a limit is quarantined as `over_limit`.
+    max_json_depth: int = Field(default=32, ge=2)
+    max_number_digits: int = Field(default=64, ge=1)
+    max_line_chars: int = Field(default=1_000_000, ge=1000)  # one physical line (CSV or JSONL)
+    max_field_chars: int = Field(default=100_000, ge=100)  # one CSV field
 
 
 class ColumnMap(_Strict):

@@ -1,12 +1,18 @@
-"""Pulling a versioned split for a training run: the same table from Python or the command line, audited."""
+"""Pulling a versioned split for a training run: the same table from Python or the command line, audited.
+
+A pull reads only published versions: a version's files are complete before the catalog lists it, so
+a pull during a run gets the last published version, whole. The output file is written to a
+temporary sibling and renamed into place, so a full disk or a kill never leaves half a file."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.catalog import Catalog, actor
 from pipeline.config import TunegateConfig
+from pipeline.storage import DiskFullError, disk_full_message
 
 PULL_COLUMNS = ["ticket_id", "text", "label", "created_at", "channel", "group_key", "cluster_id",
                 "label_status", "label_issue", "suggested_label"]
@@ -40,13 +46,22 @@ def pull_split(cfg: TunegateConfig, version: str = "latest", split: str = "train
 
 def write_table(df: pd.DataFrame, out: str | Path, fmt: str) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        df.to_parquet(out, index=False)
-    elif fmt == "jsonl":
-        df.to_json(out, orient="records", lines=True, force_ascii=False, date_format="iso")
-    elif fmt == "csv":
-        df.to_csv(out, index=False)
-    else:
+    if fmt not in ("parquet", "jsonl", "csv"):
         raise ValueError(f"unknown format {fmt!r}: parquet, jsonl or csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        elif fmt == "jsonl":
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False, date_format="iso")
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except OSError as exc:
+        if exc.errno in (28, 122):
+            raise DiskFullError(disk_full_message(out.parent, str(out.name))) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

@@ -49,7 +49,7 @@ def test_resolve_endpoint_order(provider, monkeypatch):
 
 
 def test_complete_many_keeps_order_and_reports_usage(provider):
-    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    client = openai.OpenAI(base_url=provider.url, api_key=provider.api_key)
     texts = ["where is my new card", "someone stole my card", "what rate do you use for euros"] * 10
     res = complete_many(client, [_req(t) for t in texts], concurrency=4, max_retries=2)
     assert [r.index for r in res] == list(range(len(texts)))
@@ -59,7 +59,7 @@ def test_complete_many_keeps_order_and_reports_usage(provider):
 
 
 def test_complete_many_retries_transient_faults_and_reports_the_rest(provider):
-    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    client = openai.OpenAI(base_url=provider.url, api_key=provider.api_key)
     flaky = {"extra_headers": {"X-Tunegate-Faults": "429:0.3,503:0.1"}}
     broken = {"extra_headers": {"X-Tunegate-Faults": "503:1.0"}}
     reqs = [_req(f"where is my card {i}", **flaky) for i in range(40)]

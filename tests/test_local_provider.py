@@ -48,7 +48,7 @@ def provider(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(provider):
-    return openai.OpenAI(base_url=provider.url, api_key="any", max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=provider.url, api_key=provider.api_key, max_retries=0, timeout=30)
 
 
 def _wait(client, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 60):
@@ -200,7 +200,7 @@ def test_cancel_and_restart_keep_state(tmp_path):
     env = {"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0.5"}
     p = LocalProvider.start(tmp_path / "state", env=env)
     try:
-        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        c = openai.OpenAI(base_url=p.url, api_key=p.api_key, max_retries=0)
         tf = c.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
         job = c.fine_tuning.jobs.create(model="tg-small", training_file=tf.id, hyperparameters={"n_epochs": 50}, seed=3)
         _wait(c, job.id, statuses=("running",), timeout=30)
@@ -215,7 +215,7 @@ def test_cancel_and_restart_keep_state(tmp_path):
         p.stop()
     p = LocalProvider.start(tmp_path / "state", env={"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0"})
     try:
-        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        c = openai.OpenAI(base_url=p.url, api_key=p.api_key, max_retries=0)
         assert c.files.retrieve(tf.id).id == tf.id
         done = _wait(c, job.id)
         assert done.status == "succeeded"
@@ -228,7 +228,7 @@ def test_cancel_and_restart_keep_state(tmp_path):
         p.stop()
     p = LocalProvider.start(tmp_path / "state")
     try:  # a third start: the fine-tuned model is still served
-        c = openai.OpenAI(base_url=p.url, api_key="any", max_retries=0)
+        c = openai.OpenAI(base_url=p.url, api_key=p.api_key, max_retries=0)
         assert done.fine_tuned_model in [m.id for m in c.models.list()]
         assert c.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
     finally:
@@ -338,8 +338,9 @@ def test_chat_body_errors_stay_openai_shaped(provider):
     import urllib.request
 
     def post(data: bytes, ctype: str | None = "application/json"):
+        headers = {"authorization": f"Bearer {provider.api_key}"}
         req = urllib.request.Request(provider.url + "/chat/completions", data=data, method="POST",
-                                     headers={"content-type": ctype} if ctype else {})
+                                     headers={**headers, "content-type": ctype} if ctype else headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, json.loads(resp.read())

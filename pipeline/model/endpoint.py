@@ -34,7 +34,6 @@ from openai.types.chat import ChatCompletion
 
 from pipeline.config import EndpointSpec
 
-LOCAL_API_KEY = "tunegate-local"  # the embedded provider accepts any key
 INFO_FILE = "provider.json"
 
 
@@ -74,6 +73,13 @@ class LocalProvider:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def api_key(self) -> str:
+        """The bearer key of this state directory (made per warehouse, see pipeline.provider.auth)."""
+        from pipeline.provider.auth import api_key
+
+        return api_key(self.state_dir)
 
     @property
     def root(self) -> str:
@@ -160,14 +166,27 @@ def resolve_endpoint(spec: EndpointSpec, state_dir: str | os.PathLike) -> tuple[
     """(base_url, api_key): spec.base_url, else $OPENAI_BASE_URL, else the embedded provider."""
     base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL")
     if base_url:
-        key = os.environ.get(spec.api_key_env)
+        key = _local_key(base_url, state_dir) or os.environ.get(spec.api_key_env)
         if not key:
             # OpenAI-compatible servers such as vLLM need no key; a paid endpoint will answer 401,
             # whose message names the variable to set.
             key = "unset:" + spec.api_key_env
         return base_url.rstrip("/"), key
     provider = LocalProvider.start(state_dir, idle_timeout_s=1800)
-    return provider.url, LOCAL_API_KEY
+    return provider.url, provider.api_key
+
+
+def _local_key(base_url: str, state_dir: str | os.PathLike) -> str | None:
+    """The embedded provider's key when `base_url` is the provider serving `state_dir` (`serve-local`)."""
+    try:
+        info = json.loads((Path(state_dir) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("url", "").rstrip("/") != base_url.rstrip("/") or not (Path(state_dir) / "api_key").exists():
+        return None
+    from pipeline.provider.auth import api_key
+
+    return api_key(state_dir)
 
 
 def make_client(spec: EndpointSpec, state_dir: str | os.PathLike) -> openai.OpenAI:

@@ -2,7 +2,10 @@
 
 It implements the parts of the OpenAI API tunegate uses, so a first run needs no account and the tests
 need no mocks: models, files, fine-tuning jobs (with events, checkpoints, cancel) and chat completions,
-served by the small real models of `pipeline.provider.models`. Any API key is accepted.
+served by the small real models of `pipeline.provider.models`. Every `/v1` request must carry the state
+directory's bearer key (`pipeline.provider.auth`: made per warehouse, passed to the client by
+`pipeline.model.endpoint`); `/health` answers without it and tells nothing but the PID and the folder.
+Fine-tuned models are stored without pickle (`pipeline.provider.persist`: numpy arrays and JSON).
 
 State (files, jobs, events, checkpoints, trained models) lives under a state directory
 (`TUNEGATE_PROVIDER_STATE` or the `state_dir` argument): an SQLite database plus plain files. It
@@ -37,7 +40,6 @@ import io
 import json
 import logging
 import os
-import pickle
 import queue
 import random
 import secrets
@@ -57,6 +59,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline.provider import models as pm
+from pipeline.provider.auth import api_key
+from pipeline.provider.persist import load_classifier, save_classifier
 
 log = logging.getLogger("tunegate.local_provider")
 
@@ -264,7 +268,7 @@ class Store:
         return [json.loads(r[0]) for r in rows]
 
     def model_path(self, job_id: str) -> Path:
-        return self.dir / "models" / f"{job_id}.pkl"
+        return self.dir / "models" / f"{job_id}.npz"
 
     def close(self) -> None:
         with self._lock:
@@ -292,8 +296,15 @@ class Models:
         if job is None:
             raise ApiError(404, f"The model `{name}` does not exist or you do not have access to it.",
                            code="model_not_found", param="model")
-        with open(self.store.model_path(job["id"]), "rb") as fh:
-            model = pickle.load(fh)
+        path = self.store.model_path(job["id"])
+        if not path.exists():
+            if path.with_suffix(".pkl").exists():
+                raise ApiError(410, f"The model `{name}` was stored by an earlier release in a format this "
+                                    "provider no longer loads (pickle); fine-tune it again.", code="model_not_found",
+                               param="model")
+            raise ApiError(404, f"The model `{name}` has no weights in this provider's state.",
+                           code="model_not_found", param="model")
+        model = load_classifier(path)
         with self._lock:
             self._ft[name] = model
         return model
@@ -458,11 +469,7 @@ class JobRunner:
         except pm.TrainingDataError as exc:
             return self._fail(job_id, "invalid_training_file", f"Invalid training file: {exc}", "training_file")
         self._check_cancel(job_id)
-        path = st.model_path(job_id)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        save_classifier(model, st.model_path(job_id))
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["step", "epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy"])
@@ -523,9 +530,19 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
     def _shutdown() -> None:
         pass  # an interrupted job is resumed by the next server on this state dir
 
+    key = api_key(state)
+    expected = f"Bearer {key}".encode()
+
     @app.middleware("http")
     async def _touch(request: Request, call_next):
         app.state.last_request = time.monotonic()
+        if request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "").encode()
+            if not secrets.compare_digest(given, expected):
+                what = "No API key provided" if not given else "Incorrect API key provided"
+                return ApiError(401, f"{what}: the embedded provider requires the key in "
+                                     f"{state / 'api_key'} as a bearer token.",
+                                code="invalid_api_key").response()
         return await call_next(request)
 
     @app.exception_handler(ApiError)
