@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -311,7 +312,8 @@ def probe_structured(client: openai.OpenAI, request: dict[str, Any], formats: di
                 tried.append({"mode": mode, "accepted": True})
                 return mode, tried
             except openai.APIStatusError as exc:
-                detail = f"{exc.status_code}: {str(getattr(exc, 'message', exc))[:200]}"
+                text = re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", None) or exc))
+                detail = f"{exc.status_code}: {text[:200]}"
                 if exc.status_code in _REFUSALS:
                     refusals += 1
                     if exc.status_code != 500 or refusals >= 2:
