@@ -250,7 +250,10 @@ def probe(client: openai.OpenAI, endpoint: str, *, fine_tuning: bool = False, ap
     Raises `EndpointError` when the endpoint cannot be reached or refuses the key."""
     c = client.with_options(max_retries=1, timeout=min(30.0, float(client.timeout or 30.0)))
     out = EndpointProbe(endpoint=endpoint)
-    key_hint = f"; set {api_key_env} to a key this endpoint accepts" if api_key_env else ""
+    key_hint = ""
+    if api_key_env:
+        key_hint = (f"; set {api_key_env} to a key this endpoint accepts" if os.environ.get(api_key_env)
+                    else f"; {api_key_env} is not set")
     try:
         raw = c.get("/models", cast_to=object)
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -259,6 +262,10 @@ def probe(client: openai.OpenAI, endpoint: str, *, fine_tuning: bool = False, ap
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
         raise EndpointError(f"the endpoint {endpoint} refused the API key ({exc.status_code}){key_hint}") from None
     except openai.APIStatusError as exc:
+        if exc.status_code not in (404, 405, 501):  # e.g. a gateway's 400 for a key it does not know
+            text = re.sub(r"^Error code: \d+ - ", "", str(exc.message))[:200]
+            raise EndpointError(f"the endpoint {endpoint} refused GET /models ({exc.status_code}: {text})"
+                                f"{key_hint}") from None
         raw, out.models_detail = None, f"GET /models answered {exc.status_code}: model names are not checked"
     if isinstance(raw, dict) and isinstance(raw.get("data"), list):
         out.models = [str(m.get("id")) for m in raw["data"] if isinstance(m, dict) and m.get("id")]
