@@ -214,6 +214,11 @@ class EvaluationSpec(_Strict):
     # first refusal. Format validity then measures the model and the server's constraint together.
     structured: Literal["auto", "on", "off"] = "off"
 
+    @field_validator("structured", mode="before")
+    @classmethod
+    def _yaml_switch(cls, v):  # YAML reads a bare on / off as true / false
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
 
 class BusinessSpec(_Strict):
     monthly_volume: int = 60000

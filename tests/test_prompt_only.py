@@ -170,3 +170,36 @@ def test_a_failing_candidate_keeps_the_others_and_resumes_only_missing_rows(prom
     # the resumed answers are the ones first received
     p1 = first.predictions.query("candidate == @cands[0].name")["predicted"].tolist()
     assert second.predictions.query("candidate == @cands[0].name")["predicted"].tolist() == p1
+
+
+@pytest.mark.slow
+def test_model_half_on_a_prompt_only_endpoint_evaluates_and_reports(data_run, prompt_only, tmp_path, monkeypatch):
+    """What `tunegate init` writes, pointed at a prompt-only server: no failure, a one-line plan, a report
+    that says fine-tuning was skipped, prompt candidates only."""
+    import shutil
+
+    import yaml
+
+    from assets.runner import run_job
+
+    wh = tmp_path / "wh"  # a copy of the data run's warehouse and Dagster instance: the session's stay as they are
+    shutil.copytree(data_run["warehouse"], wh, ignore=shutil.ignore_patterns("provider"), symlinks=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(wh / ".dagster"))
+    path = tmp_path / "tunegate.yaml"
+    path.write_text(yaml.safe_dump({"warehouse": str(wh), "endpoint": {"base_url": prompt_only.url},
+                                    "evaluation": {"sample_size": 154, "bootstrap": 200, "repeats": 1,
+                                                   "structured": "auto"}}))
+    cfg = load_config(path)
+    result = run_job(cfg, str(path), job="model_half", raise_on_error=False)
+    failures = [(e.step_key, str(e.event_specific_data.error.message)[:300])
+                for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert result.success, failures
+    logs = [e.message for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    del logs
+    report = __import__("json").loads((wh / "reports" / "latest" / "report.json").read_text())
+    skipped = report["settings"]["finetune_skipped"]
+    assert skipped.startswith(f"no fine-tuning API at {prompt_only.url}: evaluating prompt candidates only")
+    assert {c["approach"] for c in report["candidates"]} == {"zero_shot", "long_prompt", "few_shot"}
+    assert report["settings"]["structured_modes"]["tg-small/zero_shot"] == "json_object"
+    assert report["settings"]["incomplete"] == {}
+    assert report["recommendation"]["candidate"] in report["ranking"]
