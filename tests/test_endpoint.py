@@ -110,3 +110,28 @@ def test_timeouts_scale_with_the_prompt():
     long = {**short, "messages": short["messages"] + [{"role": "user", "content": "word " * 4000}]}
     assert scaled_timeout(short, 60, 15) == pytest.approx(60 + 15 * len(SYSTEM + "where is my card") / 4000, rel=0.05)
     assert scaled_timeout(long, 60, 15) - scaled_timeout(short, 60, 15) == pytest.approx(15 * 20000 / 4000, rel=0.01)
+
+
+@pytest.mark.parametrize("slots, settles_at", [(1, (1, 2)), (4, (4, 7)), (16, (8, 8))])
+def test_adaptive_limit_settles_near_what_the_server_can_serve(slots, settles_at):
+    """The controller alone, on latencies a server with `slots` parallel slots gives when `k` requests are
+    in flight (1.1 s each; beyond the slots they queue: k / slots rounds). It tolerates 1.5x the fastest
+    latency, so it may run a little past the slots. At concurrency 8 a one-slot
+    server would answer in ~8 s; the limit settles where latency is still about one request's time."""
+    from pipeline.model.endpoint import AdaptiveLimit
+
+    lim = AdaptiveLimit(start=2, maximum=8)
+    seen = []
+    for _ in range(300):
+        k = int(lim.limit)
+        latency = 1.1 * max(1.0, k / slots)
+        for _ in range(k):
+            lim.acquire()
+        for _ in range(k):
+            lim.release(latency_s=latency)
+        seen.append(int(lim.limit))
+    low, high = settles_at
+    assert low <= min(seen[-50:]) and max(seen[-50:]) <= high, seen[-50:]
+    lim.acquire()
+    lim.release(overloaded=True)  # a 429 halves it
+    assert lim.backoffs == 1 and int(lim.limit) == max(1, int(seen[-1] / 2))

@@ -298,19 +298,17 @@ STRUCTURED_MODES = ("json_schema", "json_object", "text")
 _REFUSALS = (400, 404, 405, 415, 422, 500, 501)
 
 
-def probe_structured(client: openai.OpenAI, request: dict[str, Any], formats: dict[str, dict | None],
-                     max_retries: int = 3, timeout_s: float | None = None) -> tuple[str | None, list[dict]]:
-    """Send `request` with each response format in `formats` (mode -> response_format, in order of
-    preference) until one is accepted; returns (accepted mode or None, attempts). A refusal (400, 404,
+def probe_structured(client: openai.OpenAI, requests: dict[str, dict[str, Any]], max_retries: int = 3,
+                     timeout_s: float | None = None) -> tuple[str | None, list[dict]]:
+    """Send one request per response-format mode (`requests`: mode -> the request as that mode sends
+    it, in order of preference) until one is accepted; returns (accepted mode or None, the exchanges).
+    A refusal (400, 404,
     415, 422, 500, 501) moves to the next mode at once; a 500 is asked once more first, since some
     servers fail that way when busy. Other errors (429, 502-504, timeouts) are retried, then end the
     probe with no mode: the endpoint is failing, not refusing."""
     tried: list[dict] = []
     c = client.with_options(max_retries=0)
-    for mode, fmt in formats.items():
-        req = {k: v for k, v in request.items() if k != "response_format"}
-        if fmt is not None:
-            req["response_format"] = fmt
+    for mode, req in requests.items():
         refusals = 0
         for attempt in range(max_retries + 1):
             try:

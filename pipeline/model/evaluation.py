@@ -428,26 +428,19 @@ def _paired(a: str, b: str, ca: np.ndarray, cb: np.ndarray, n_boot: int, seed: i
 
 
 # ------------------------------------------------------------------------------------ driver
-def _structured_mode(route: Route, cand: Candidate, request: dict, setting: str, labels: list[str],
-                     cache: dict) -> tuple[str | None, list[dict]]:
-    """The response format for a model on an endpoint, decided once with one request."""
+def _structured_mode(route: Route, cand: Candidate, probe_request, setting: str, cache: dict) -> tuple[str | None, list[dict]]:
+    """The response format for a model on an endpoint, decided once with one request per mode tried.
+    `probe_request(mode)` is the candidate's first request as that mode sends it."""
     from pipeline.model.endpoint import probe_structured, scaled_timeout
 
     if setting in (False, None, "off"):
         return "text", []
-    if setting is True:
-        setting = "on"
+    modes = ["json_schema"] if setting in (True, "on") else ["json_schema", "json_object", "text"]
     key = (route.endpoint, cand.model)
     if key not in cache:
-        modes = ["json_schema"] if setting == "on" else ["json_schema", "json_object", "text"]
-        formats = {}
-        for m in modes:
-            formats[m] = _response_format(m, labels)
-        req = dict(request)
-        if "json_object" in formats:  # the probe of json_object carries its hint as the real requests do
-            pass
-        timeout = scaled_timeout(req, route.spec.timeout_s, route.spec.timeout_per_1k_tokens_s)
-        cache[key] = probe_structured(route.client, req, formats, max_retries=min(3, route.spec.max_retries),
+        requests = {m: probe_request(m) for m in modes}
+        timeout = scaled_timeout(requests[modes[0]], route.spec.timeout_s, route.spec.timeout_per_1k_tokens_s)
+        cache[key] = probe_structured(route.client, requests, max_retries=min(3, route.spec.max_retries),
                                       timeout_s=timeout)
     return cache[key]
 
@@ -502,8 +495,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
         info: dict[str, Any] = {"endpoint": route.endpoint, "context_tokens": context,
                                 "few_shot_examples": len(ex) if cand.approach == "few_shot" else 0}
         say(f"evaluating {cand.name} on {len(rows)} rows at {route.endpoint}")
-        text_reqs = _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, "text")
-        mode, tried = _structured_mode(route, cand, text_reqs[0], setting, labels, mode_cache)
+        mode, tried = _structured_mode(
+            route, cand, lambda m: _requests(cand, texts[:1], taxonomy, ex, 0.0, ev.seed, m)[0], setting, mode_cache)
         info["structured_mode"] = mode
         info["structured_probe"] = tried
         if mode is None:  # refused even free text or the endpoint is failing: every row fails, no traffic
@@ -512,7 +505,7 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                     "prompt_tokens": None, "completion_tokens": None, "attempts": 0}] * len(rows)
             load = {"rows_requested": 0, "rows_resumed": 0}
         else:
-            reqs = text_reqs if mode == "text" else _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, mode)
+            reqs = _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, mode)
             raw, load = _answers(route, reqs, row_ids, store, dataset_version)
         pred = pd.concat([_parse(raw, labels),
                           pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens", "attempts"]]],
@@ -547,7 +540,6 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
             extras[cand.name]["order_sensitivity"] = {
                 "agreement": _agreement(pred["predicted"], other["predicted"]), "accuracy_shuffled": acc_other,
                 "accuracy_delta": acc_other - acc, "n_examples": len(ex)}
-    modes = sorted({str(e.get("structured_mode")) for e in extras.values()})
     settings = {"structured": setting if isinstance(setting, str) else ("on" if setting else "off"),
                 "structured_modes": {n: e.get("structured_mode") for n, e in extras.items()},
                 "few_shot_examples": len(examples),
@@ -559,7 +551,6 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 "incomplete": {n: {"failed_rows": e["failed_rows"], "retries": e["retries"]}
                                for n, e in extras.items() if not e["complete"]},
                 **(settings_extra or {})}
-    del modes
     return score_candidates(config, candidates, row_ids, y_true, scored, extras, dataset_version, settings)
 
 
