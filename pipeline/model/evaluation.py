@@ -550,6 +550,14 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 "endpoints": {n: e["endpoint"] for n, e in extras.items()},
                 "incomplete": {n: {"failed_rows": e["failed_rows"], "retries": e["retries"]}
                                for n, e in extras.items() if not e["complete"]},
+                # per candidate, for the report: how its requests went
+                "requests": {n: {"complete": e["complete"], "failed_rows": e["failed_rows"], "retries": e["retries"],
+                                 "rows_resumed": e["rows_resumed"], "structured_mode": e["structured_mode"],
+                                 "few_shot_examples": e["few_shot_examples"], "context_tokens": e["context_tokens"],
+                                 "endpoint": e["endpoint"],
+                                 **{k: e["load"].get(k) for k in ("concurrency_start", "concurrency_peak",
+                                                                  "concurrency_final", "backoffs")}}
+                             for n, e in extras.items()},
                 **(settings_extra or {})}
     return score_candidates(config, candidates, row_ids, y_true, scored, extras, dataset_version, settings)
 
@@ -593,6 +601,9 @@ def score_candidates(config, candidates: Sequence[Candidate], ticket_ids: Sequen
         m.setdefault("failed_rows", m["n_errors"])
         m.setdefault("retries", m["n_retried"])
         m["complete"] = m["failed_rows"] == 0
+    for n, req in (settings.get("requests") or {}).items():
+        if n in metrics:
+            req.update(latency_p50_s=metrics[n]["latency_p50_s"], latency_p95_s=metrics[n]["latency_p95_s"])
     names = [c.name for c in candidates if metrics[c.name]["complete"]]
     settings["incomplete"] = {n: {"failed_rows": m["failed_rows"], "retries": m["retries"],
                                   "errors_sample": m["errors_sample"]}
