@@ -447,7 +447,7 @@ class AdaptiveLimit:
             self._cond.notify_all()
 
     def stats(self) -> dict[str, Any]:
-        return {"concurrency_start": None, "concurrency_final": int(self.limit), "concurrency_peak": self.peak,
+        return {"concurrency_final": int(self.limit), "concurrency_peak": self.peak,
                 "concurrency_max": self.maximum, "backoffs": self.backoffs}
 
 
@@ -533,8 +533,7 @@ def complete_many(client: openai.OpenAI, requests: list[dict[str, Any]], concurr
     if requests:
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(requests)))) as pool:
             out.extend(pool.map(lambda ir: one(*ir), enumerate(requests)))
-    out.stats = {**gate.stats(), "concurrency_start": int(gate.limit) if not requests else
-                 max(1, min(concurrency if concurrency_start is None else concurrency_start, concurrency)),
-                 "requests": len(requests), "retries": sum(max(0, r.attempts - 1) for r in out),
+    start = max(1, min(concurrency if concurrency_start is None else concurrency_start, concurrency))
+    out.stats = {**gate.stats(), "concurrency_start": start, "requests": len(requests), "retries": sum(max(0, r.attempts - 1) for r in out),
                  "failed": sum(not r.ok for r in out)}
     return out
