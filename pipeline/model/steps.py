@@ -24,6 +24,7 @@ from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
 from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
+from pipeline.model.endpoint import EndpointError
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -31,9 +32,6 @@ def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: i
     Catalog(cfg.catalog_path).record_artifact(artifact, version, path, rows, parents=parents, run_id=run_id,
                                               code_version=CODE_VERSION, config_hash=cfg.hash(), meta=meta)
     return StepOutput(artifact, version, path, rows or 0, meta)
-
-
-from pipeline.model.endpoint import EndpointError
 
 
 class EndpointUnreachable(EndpointError):
