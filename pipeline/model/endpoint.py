@@ -196,6 +196,10 @@ class EndpointError(RuntimeError):
     """An endpoint that cannot be used as configured; the message says which and what to do."""
 
 
+class EndpointUnreachable(EndpointError):
+    """The model endpoint did not answer; the message names it and where it is configured."""
+
+
 # fields in which servers report a model's context window in `/v1/models` (vLLM: max_model_len;
 # LiteLLM's /model/info: max_input_tokens; others: context_length / context_window)
 _CONTEXT_FIELDS = ("max_model_len", "context_length", "context_window", "max_context_length", "max_input_tokens")
@@ -257,7 +261,7 @@ def probe(client: openai.OpenAI, endpoint: str, *, fine_tuning: bool = False, ap
     try:
         raw = c.get("/models", cast_to=object)
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise EndpointError(f"the endpoint {endpoint} cannot be reached ({type(exc).__name__}); check its "
+        raise EndpointUnreachable(f"the endpoint {endpoint} cannot be reached ({type(exc).__name__}); check its "
                             "base_url in the config or OPENAI_BASE_URL") from None
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
         raise EndpointError(f"the endpoint {endpoint} refused the API key ({exc.status_code}){key_hint}") from None
@@ -287,7 +291,7 @@ def probe(client: openai.OpenAI, endpoint: str, *, fine_tuning: bool = False, ap
             raise EndpointError(f"the endpoint {endpoint} refused the API key for fine-tuning "
                                 f"({exc.status_code}){key_hint}") from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise EndpointError(f"the endpoint {endpoint} cannot be reached ({type(exc).__name__})") from None
+            raise EndpointUnreachable(f"the endpoint {endpoint} cannot be reached ({type(exc).__name__})") from None
         except openai.APIStatusError as exc:
             out.fine_tuning, out.fine_tuning_detail = False, f"GET /fine_tuning/jobs answered {exc.status_code}"
     return out

@@ -24,7 +24,7 @@ from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
 from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
-from pipeline.model.endpoint import EndpointError
+from pipeline.model.endpoint import EndpointError, EndpointUnreachable  # noqa: F401 - raised by the steps
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -32,15 +32,6 @@ def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: i
     Catalog(cfg.catalog_path).record_artifact(artifact, version, path, rows, parents=parents, run_id=run_id,
                                               code_version=CODE_VERSION, config_hash=cfg.hash(), meta=meta)
     return StepOutput(artifact, version, path, rows or 0, meta)
-
-
-class EndpointUnreachable(EndpointError):
-    """The model endpoint did not answer; the message names it and where it is configured."""
-
-
-def _unreachable(endpoint: str, exc: Exception) -> EndpointUnreachable:
-    return EndpointUnreachable(f"the model endpoint {endpoint} cannot be reached ({type(exc).__name__}); "
-                               "check endpoint.base_url in the config or OPENAI_BASE_URL")
 
 
 def finetuned_bases(cfg: TunegateConfig) -> list:
