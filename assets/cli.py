@@ -45,7 +45,7 @@ def cmd_demo(args) -> int:
         os.environ["TUNEGATE_WAREHOUSE"] = str(cfg.warehouse_path)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
     ok = _run_graph(cfg, None, job)
-    _print_summary(cfg)
+    _print_summary(cfg, ok)
     print(f"wall time: {time.time() - t0:.1f} s")
     return 0 if ok else 1
 
@@ -54,7 +54,7 @@ def cmd_run(args) -> int:
     cfg = _config(args)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
     ok = _run_graph(cfg, args.config, job)
-    _print_summary(cfg)
+    _print_summary(cfg, ok)
     return 0 if ok else 1
 
 
@@ -78,9 +78,12 @@ def _run_graph(cfg, config_path, job: str) -> bool:
     return res.success
 
 
-def _print_summary(cfg) -> None:
+def _print_summary(cfg, ok: bool = True) -> None:
     from pipeline.catalog import Catalog
 
+    if not ok:
+        print("the run FAILED (see the FAILED lines above): what follows are the last recorded results, "
+              "not this run's")
     if not cfg.catalog_path.exists():
         return
     cat = Catalog(cfg.catalog_path)
@@ -110,7 +113,19 @@ def _print_summary(cfg) -> None:
     if report.exists():
         r = json.loads(report.read_text())
         rec = r.get("recommendation") or {}
+        if not ok:  # never a stale report presented as current
+            src = cat.query("SELECT run_id, created_at FROM artifact_versions WHERE artifact = 'decision_report' "
+                            "AND version = ?", [report.resolve().parent.name])
+            when = (f"run {src.run_id.iloc[0]} at {src.created_at.iloc[0]:%Y-%m-%d %H:%M:%S %Z}" if len(src)
+                    else "an earlier run")
+            print(f"the run failed: the last decision report comes from {when}")
         print(f"decision report: {report.parent / 'report.html'} (also report.md, report.json)")
+        settings = r.get("settings") or {}
+        if settings.get("finetune_skipped"):
+            print(f"fine-tuning skipped: {settings['finetune_skipped']}")
+        for name, inc in (settings.get("incomplete") or {}).items():
+            print(f"incomplete (not ranked): {name}: {inc.get('failed_rows')} rows failed after "
+                  f"{inc.get('retries')} retries; the next run asks only for those rows")
         print(f"recommendation: {rec.get('headline', rec.get('action'))}")
         cur = r.get("currency", "")
         print(f"  {'candidate':24s} {'accuracy':>8s} {'macro-F1':>8s} {'valid':>6s} {'/1k ans':>8s} "

@@ -43,6 +43,7 @@ def finetune_files_valid(finetune_files: dict) -> AssetCheckResult:
 @asset(group_name="model", pool=POOL, description="Fine-tuning job per base model on the configured endpoint; idempotent.")
 def finetune_job(context: AssetExecutionContext, tunegate: TunegateConfigResource, dataset_splits: dict,
                  finetune_files: dict) -> Output:
+    from pipeline.model.endpoint import EndpointError
     from pipeline.model.finetune import FinetuneFailed, FinetuneTimeout
 
     try:
@@ -51,19 +52,25 @@ def finetune_job(context: AssetExecutionContext, tunegate: TunegateConfigResourc
     except FinetuneTimeout as exc:
         raise Failure(description=f"{exc}; finetune_job_sensor will start the model half again when it finishes",
                       allow_retries=False) from None
-    except FinetuneFailed as exc:
+    except (FinetuneFailed, EndpointError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
     return Output(_ref(out), metadata={
         "jobs": MetadataValue.json(out.meta["jobs"]), "endpoint": out.meta["endpoint"],
-        "training_cost_total": out.meta["training_cost_total"]})
+        "training_cost_total": out.meta["training_cost_total"],
+        "finetune_skipped": out.meta.get("finetune_skipped") or ""})
 
 
 @asset(group_name="model", pool=POOL,
        description="Zero-shot, long prompt, few-shot and fine-tuned candidates on the same frozen test set.")
 def holdout_evaluation(context: AssetExecutionContext, tunegate: TunegateConfigResource, dataset_splits: dict,
                        finetune_job: dict) -> Output:
-    out = model_steps.step_holdout_evaluation(tunegate.load(), dataset_splits["version"], finetune_job,
-                                              run_id=context.run_id, log=context.log.info)
+    from pipeline.model.endpoint import EndpointError
+
+    try:
+        out = model_steps.step_holdout_evaluation(tunegate.load(), dataset_splits["version"], finetune_job,
+                                                  run_id=context.run_id, log=context.log.info)
+    except EndpointError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
     m = out.meta
     lines = ["| candidate | accuracy | macro-F1 | format validity | price / 1,000 |", "|---|---|---|---|---|"]
     for name, c in m["candidates"].items():

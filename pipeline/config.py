@@ -152,12 +152,28 @@ class SplitSpec(_Strict):
 
 
 class EndpointSpec(_Strict):
+    """An OpenAI-compatible endpoint and how to load it.
+
+    `endpoint` in the config is the default for every role; `finetune.endpoint` and
+    `evaluation.models[].endpoint` override it field by field (what they leave out comes from `endpoint`)."""
+
     base_url: str | None = None  # None -> the embedded local provider (or OPENAI_BASE_URL if set)
     api_key_env: str = "OPENAI_API_KEY"
+    # a request's timeout: timeout_s plus timeout_per_1k_tokens_s per 1,000 prompt tokens (a long
+    # few-shot prompt on a slow server takes longer than a short one)
     timeout_s: float = 60.0
+    timeout_per_1k_tokens_s: float = 15.0
     max_retries: int = 5
-    concurrency: int = 8
+    concurrency: int = 8  # the most requests in flight at once
+    # requests in flight at the start; concurrency rises while latency holds and halves on 429, 5xx, timeouts
+    concurrency_start: int = 2
     poll_interval_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _limits(self) -> "EndpointSpec":
+        if self.concurrency < 1 or self.concurrency_start < 1:
+            raise ValueError("concurrency and concurrency_start must be at least 1")
+        return self
 
 
 class CandidateModel(_Strict):
@@ -167,7 +183,11 @@ class CandidateModel(_Strict):
     price_training_per_1m: float = 0.0  # per 1M trained tokens (fine-tuning)
     ft_price_input_per_1m: float | None = None  # inference price of its fine-tuned variant
     ft_price_output_per_1m: float | None = None
-    finetune: bool = True
+    finetune: bool = True  # false: prompts only for this model (also automatic on an endpoint without fine-tuning)
+    endpoint: EndpointSpec | None = None  # where this model is served (None: the default `endpoint`)
+    # the model's context window in tokens; None: as the endpoint reports it, else unlimited.
+    # Few-shot examples are chosen to fit it.
+    context_tokens: int | None = Field(None, gt=0)
 
 
 class FinetuneSpec(_Strict):
@@ -182,6 +202,9 @@ class FinetuneSpec(_Strict):
     # How long the finetune_job asset follows a job before it stops waiting (the job keeps running;
     # the `finetune_job_sensor` re-materializes the asset when it reaches a terminal state).
     follow_timeout_s: float = 3600.0
+    # where jobs run and fine-tuned models are served (None: the default `endpoint`). An endpoint
+    # without a fine-tuning API is detected before any paid work: prompts are then evaluated alone.
+    endpoint: EndpointSpec | None = None
 
 
 class EvaluationSpec(_Strict):
@@ -199,6 +222,15 @@ class EvaluationSpec(_Strict):
     bootstrap: int = 1000
     sample_size: int | None = None  # None -> the whole frozen test set
     seed: int = 13
+    # response_format for answers: "on" asks for a JSON schema (an enum of the labels), "off" for free
+    # text, "auto" tries a JSON schema, then json_object, then free text, deciding per model on the
+    # first refusal. Format validity then measures the model and the server's constraint together.
+    structured: Literal["auto", "on", "off"] = "off"
+
+    @field_validator("structured", mode="before")
+    @classmethod
+    def _yaml_switch(cls, v):  # YAML reads a bare on / off as true / false
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class BusinessSpec(_Strict):
@@ -266,6 +298,10 @@ class TunegateConfig(_Strict):
 
     def _digest(self, include: set[str] | None = None, exclude: set[str] | None = None) -> str:
         payload = self.model_dump(mode="json", include=include, exclude=exclude)
+        # where a role is served is not what it computes: endpoints never enter a hash
+        payload.get("finetune", {}).pop("endpoint", None)
+        for m in payload.get("evaluation", {}).get("models", []):
+            m.pop("endpoint", None)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -282,6 +318,21 @@ class TunegateConfig(_Strict):
     def hash(self) -> str:
         """Hash of everything but paths and the endpoint (evaluations and reports depend on all of it)."""
         return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project"})
+
+    def endpoint_for(self, override: EndpointSpec | None) -> EndpointSpec:
+        """The default endpoint with the fields an override sets (finetune.endpoint, models[].endpoint)."""
+        if override is None:
+            return self.endpoint
+        return EndpointSpec(**{**self.endpoint.model_dump(), **override.model_dump(exclude_unset=True)})
+
+    @property
+    def finetune_endpoint(self) -> EndpointSpec:
+        return self.endpoint_for(self.finetune.endpoint)
+
+    def model_endpoint(self, name: str) -> EndpointSpec:
+        """Where base model `name` is evaluated."""
+        m = next((m for m in self.evaluation.models if m.name == name), None)
+        return self.endpoint_for(m.endpoint if m is not None else None)
 
     @property
     def labels(self) -> list[str]:

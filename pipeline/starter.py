@@ -61,7 +61,9 @@ splits:
   near_dup_threshold: 0.8        # no pair above this may straddle splits
 
 # Model endpoint: leave base_url empty for the embedded local provider, or set it (or the
-# OPENAI_BASE_URL variable) for OpenAI or any OpenAI-compatible service.
+# OPENAI_BASE_URL variable) for OpenAI or any OpenAI-compatible service. finetune.endpoint and
+# evaluation.models[].endpoint override it per role; a server without a fine-tuning API is found
+# before any paid work and prompts are evaluated alone (see docs/endpoints.md).
 endpoint:
   base_url: null
   api_key_env: OPENAI_API_KEY
@@ -82,6 +84,7 @@ evaluation:
   few_shot_k: 5
   repeats: 2
   sample_size: null              # null: the whole frozen test set
+  structured: "off"              # auto: JSON schema, then json_object, then free text, as the server allows
 
 business:
   monthly_volume: 60000          # tickets routed per month

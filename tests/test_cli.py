@@ -66,3 +66,27 @@ def test_clear_errors_without_tracebacks(tmp_path, capsys):
     empty.write_text(f"warehouse: {tmp_path / 'wh'}\n")
     assert main(["pull", "--config", str(empty), "--split", "train", "--out", str(tmp_path / "x")]) == 2
     assert "no dataset version" in capsys.readouterr().err
+
+
+def test_after_a_failed_run_the_summary_names_the_run_of_the_last_report(tmp_path, capsys):
+    from assets.cli import _print_summary
+    from pipeline.catalog import Catalog
+
+    cfg = load_config(None, warehouse=str(tmp_path / "wh"))
+    folder = cfg.warehouse_path / "reports" / "0123abcd"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"recommendation": {"headline": "keep the prompt"},
+                                                    "candidates": [], "settings": {
+        "finetune_skipped": "no fine-tuning API at http://127.0.0.1:1/v1: evaluating prompt candidates only",
+        "incomplete": {"tg-large/few_shot": {"failed_rows": 3, "retries": 12}}}}))
+    (cfg.warehouse_path / "reports" / "latest").symlink_to("0123abcd", target_is_directory=True)
+    Catalog(cfg.catalog_path).record_artifact("decision_report", "0123abcd", str(folder), None, run_id="run-earlier")
+    _print_summary(cfg, ok=False)
+    out = capsys.readouterr().out
+    assert out.startswith("the run FAILED")
+    assert "the run failed: the last decision report comes from run run-earlier at " in out
+    assert "fine-tuning skipped: no fine-tuning API at" in out
+    assert "incomplete (not ranked): tg-large/few_shot: 3 rows failed after 12 retries" in out
+    _print_summary(cfg, ok=True)
+    out = capsys.readouterr().out
+    assert "FAILED" not in out and "the run failed" not in out

@@ -82,3 +82,56 @@ def test_complete_many_connection_errors_become_rows():
     client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", timeout=2)
     res = complete_many(client, [_req("x"), _req("y")], concurrency=2, max_retries=1, backoff_base_s=0.01)
     assert all(r.error and "APIConnectionError" in r.error and r.attempts == 2 for r in res)
+
+
+def test_concurrency_adapts_and_latency_leaves_out_waits_and_backoff(provider):
+    """Concurrency starts low and rises while latency holds; 429s halve it; a retried row's latency is
+    its successful attempt alone, not the queue, the failed attempts or the backoff."""
+    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    texts = ["where is my new card", "someone stole my card", "what rate do you use for euros"] * 20
+    calm = complete_many(client, [_req(t) for t in texts], concurrency=6, concurrency_start=1, max_retries=2)
+    assert calm.stats["concurrency_start"] == 1 and calm.stats["concurrency_peak"] > 1
+    assert calm.stats["backoffs"] == 0 and calm.stats["retries"] == 0 and calm.stats["failed"] == 0
+    flaky = {"extra_headers": {"X-Tunegate-Faults": "429:0.4"}}
+    stormy = complete_many(client, [_req(t, **flaky) for t in texts], concurrency=6, concurrency_start=6,
+                           max_retries=12, backoff_base_s=0.05, backoff_max_s=0.2, seed=3)
+    assert stormy.stats["failed"] == 0 and stormy.stats["backoffs"] >= 10
+    assert stormy.stats["retries"] == sum(r.attempts - 1 for r in stormy) >= 10
+    retried = [r for r in stormy if r.attempts > 1]
+    assert all(r.latency_s < r.elapsed_s for r in retried)
+    # retry-after-ms is 20 ms: a row retried at least twice waited at least 40 ms outside its latency
+    assert all(r.elapsed_s - r.latency_s >= 0.04 for r in retried if r.attempts > 2)
+
+
+def test_timeouts_scale_with_the_prompt():
+    from pipeline.model.endpoint import scaled_timeout
+
+    short = _req("where is my card")
+    long = {**short, "messages": short["messages"] + [{"role": "user", "content": "word " * 4000}]}
+    assert scaled_timeout(short, 60, 15) == pytest.approx(60 + 15 * len(SYSTEM + "where is my card") / 4000, rel=0.05)
+    assert scaled_timeout(long, 60, 15) - scaled_timeout(short, 60, 15) == pytest.approx(15 * 20000 / 4000, rel=0.01)
+
+
+@pytest.mark.parametrize("slots, settles_at", [(1, (1, 2)), (4, (4, 7)), (16, (8, 8))])
+def test_adaptive_limit_settles_near_what_the_server_can_serve(slots, settles_at):
+    """The controller alone, on latencies a server with `slots` parallel slots gives when `k` requests are
+    in flight (1.1 s each; beyond the slots they queue: k / slots rounds). It tolerates 1.5x the fastest
+    latency, so it may run a little past the slots. At concurrency 8 a one-slot
+    server would answer in ~8 s; the limit settles where latency is still about one request's time."""
+    from pipeline.model.endpoint import AdaptiveLimit
+
+    lim = AdaptiveLimit(start=2, maximum=8)
+    seen = []
+    for _ in range(300):
+        k = int(lim.limit)
+        latency = 1.1 * max(1.0, k / slots)
+        for _ in range(k):
+            lim.acquire()
+        for _ in range(k):
+            lim.release(latency_s=latency)
+        seen.append(int(lim.limit))
+    low, high = settles_at
+    assert low <= min(seen[-50:]) and max(seen[-50:]) <= high, seen[-50:]
+    lim.acquire()
+    lim.release(overloaded=True)  # a 429 halves it
+    assert lim.backoffs == 1 and int(lim.limit) == max(1, int(seen[-1] / 2))

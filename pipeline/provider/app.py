@@ -66,6 +66,7 @@ log = logging.getLogger("tunegate.local_provider")
 
 STATE_ENV = "TUNEGATE_PROVIDER_STATE"
 FAULTS_ENV = "TUNEGATE_PROVIDER_FAULTS"
+PROMPT_ONLY_ENV = "TUNEGATE_PROVIDER_PROMPT_ONLY"
 FAULTS_HEADER = "x-tunegate-faults"
 MIN_EPOCH_ENV = "TUNEGATE_PROVIDER_MIN_EPOCH_S"
 INFO_FILE = "provider.json"
@@ -516,6 +517,8 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
     runner = JobRunner(store)
     fault_rng = random.Random(os.environ.get("TUNEGATE_PROVIDER_FAULT_SEED"))
     env_faults = _parse_faults(os.environ.get(FAULTS_ENV))
+    # like a server with chat completions only: no files, no fine-tuning, no json_schema response format
+    prompt_only = os.environ.get(PROMPT_ONLY_ENV) == "1"
 
     app = FastAPI(title="tunegate local provider", docs_url=None, redoc_url=None)
     app.state.store, app.state.runner, app.state.models = store, runner, models
@@ -543,6 +546,8 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
                 return ApiError(401, f"{what}: the embedded provider requires the key in "
                                      f"{state / 'api_key'} as a bearer token.",
                                 code="invalid_api_key").response()
+        if prompt_only and request.url.path.startswith(("/v1/files", "/v1/fine_tuning")):
+            return ApiError(404, "Unknown request URL.", code="unknown_url").response()
         return await call_next(request)
 
     @app.exception_handler(ApiError)
@@ -711,6 +716,8 @@ def create_app(state_dir: str | os.PathLike | None = None) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         body = _json_object_body(await request.body(), request.headers.get("content-type"))
+        if prompt_only and (body.get("response_format") or {}).get("type") == "json_schema":
+            raise ApiError(400, "response_format json_schema is not supported", param="response_format")
         for code, p in _parse_faults(request.headers.get(FAULTS_HEADER)) or env_faults:
             if fault_rng.random() < p:
                 msg = {429: "Rate limit reached (injected test fault).",
@@ -865,7 +872,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--state", default=os.environ.get(STATE_ENV), help="state directory")
     ap.add_argument("--idle-timeout", type=float, default=None, help="stop after this many idle seconds")
     ap.add_argument("--log-level", default="warning")
+    ap.add_argument("--prompt-only", action="store_true", help="chat completions only: no files, fine-tuning, json_schema")
     a = ap.parse_args(argv)
+    if a.prompt_only:
+        os.environ[PROMPT_ONLY_ENV] = "1"
     logging.basicConfig(level=a.log_level.upper())
     serve(a.host, a.port, a.state or "provider_state", a.idle_timeout, a.log_level)
 
