@@ -150,6 +150,26 @@ def select_few_shot(train: pd.DataFrame, labels: Sequence[str], k: int, max_tota
     return [picked[i] for i in order][:max_total]
 
 
+def few_shot_usage(examples: list[tuple[str, str]], labels: Sequence[str], k: int, max_total: int) -> dict:
+    """Examples per label actually used against the configured `few_shot_k`, and why they differ.
+
+    They differ when k x labels exceeds `few_shot_max` (k shrinks to fit) or when a label has fewer
+    training rows than k."""
+    per_label = pd.Series([lab for _, lab in examples], dtype=object).value_counts()
+    used = int(per_label.max()) if len(per_label) else 0
+    used_min = int(per_label.reindex(list(labels), fill_value=0).min()) if len(labels) else 0
+    reasons = []
+    if k * len(labels) > max_total:
+        reasons.append(f"{k} per label x {len(labels)} labels exceeds evaluation.few_shot_max={max_total}: "
+                       f"at most {max(1, max_total // max(1, len(labels)))} per label fit")
+    if used_min < min(k, used):
+        short = [lab for lab in labels if per_label.get(lab, 0) < min(k, used)]
+        reasons.append(f"{len(short)} label(s) have fewer training rows than that (e.g. {', '.join(short[:3])})")
+    return {"configured_per_label": k, "used_per_label": used, "used_per_label_min": used_min,
+            "examples_total": len(examples), "cap": max_total, "labels": len(labels),
+            "differs": used != k or used_min != k, "reason": "; ".join(reasons)}
+
+
 def shuffled(examples: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
     order = np.random.default_rng(seed).permutation(len(examples))
     return [examples[i] for i in order]
@@ -299,11 +319,17 @@ def _paired(a: str, b: str, ca: np.ndarray, cb: np.ndarray, n_boot: int, seed: i
 # ------------------------------------------------------------------------------------ driver
 def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, candidates: Sequence[Candidate],
                    dataset_version: str, *, structured: bool = False, text_col: str = "text",
-                   label_col: str = "label", id_col: str = "ticket_id", log=None) -> EvaluationResult:
+                   label_col: str = "label", id_col: str = "ticket_id", log=None, provenance: dict | None = None,
+                   extra_runs: bool = True) -> EvaluationResult:
     """Score every candidate on the same (optionally sampled) frozen test rows.
 
     `structured=True` asks for `{"label": ...}` through a json_schema response format; by default the
-    answer is free text, so format validity measures how often a model strays from the label list."""
+    answer is free text, so format validity measures how often a model strays from the label list.
+    `provenance` (`pipeline.model.provenance.describe`) marks the embedded stand-ins: their format
+    validity, stability and order sensitivity are not applicable, so those runs are skipped and the
+    figures are None with a reason. `extra_runs=False` skips the stability and order runs for everyone."""
+    from pipeline.model.provenance import not_applicable_for
+
     if not candidates:
         raise ValueError("no candidates to evaluate")
     ev = config.evaluation
@@ -331,7 +357,10 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                          axis=1)
         scored[cand.name] = pred
         extras[cand.name] = {}
-        if ev.repeats > 1:  # same prompts at temperature > 0: how often does the answer stay put?
+        na = not_applicable_for(cand.name, provenance)
+        if na:
+            extras[cand.name] = {"not_applicable": na, **{k: None for k in na}}
+        if ev.repeats > 1 and extra_runs and "stability" not in na:  # same prompts at temperature > 0: how often does the answer stay put?
             agree = []
             for r in range(1, ev.repeats):
                 again = _parse(_run(client, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
@@ -339,7 +368,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
             extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
                                               "agreement": float(np.mean(agree))}
-        if cand.approach == "few_shot" and len(examples) > 1:  # same examples, another order
+        if cand.approach == "few_shot" and len(examples) > 1 and extra_runs and "order_sensitivity" not in na:
+            # same examples, another order
             other = _parse(_run(client, _requests(cand, texts, taxonomy, shuffled(examples, ev.seed + 1000),
                                                   0.0, ev.seed, structured), config), labels)
             acc = float(np.mean([p == t for p, t in zip(pred["predicted"], y_true)]))
@@ -349,7 +379,9 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 "accuracy_delta": acc_other - acc, "n_examples": len(examples)}
     settings = {"structured": structured, "few_shot_examples": len(examples), "repeats": ev.repeats,
                 "bootstrap": ev.bootstrap, "stability_temperature": STABILITY_TEMPERATURE,
-                "sample_size": ev.sample_size, "test_rows_total": len(test)}
+                "sample_size": ev.sample_size, "test_rows_total": len(test),
+                "few_shot": few_shot_usage(examples, labels, ev.few_shot_k, ev.few_shot_max),
+                "provenance": provenance}
     return score_candidates(config, candidates, rows[id_col].astype(str).tolist(), y_true, scored, extras,
                             dataset_version, settings)
 

@@ -120,14 +120,19 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
 
     test = read_split(cfg, dataset_version, "test")
     train = read_split(cfg, dataset_version, "train")
+    from pipeline.model.fresh import estimate_checks
+    from pipeline.model.provenance import describe_with_switch
+
     fine_tuned = {base: j["fine_tuned_model"] for base, j in job_ref["meta"]["jobs"].items()}
-    client, _ = client_for(cfg)
+    client, endpoint = client_for(cfg)
     candidates = candidates_from_config(cfg, fine_tuned)
-    result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log)
+    provenance = describe_with_switch(client, endpoint, candidates)
+    result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log, provenance=provenance)
     failed = [n for n, m in result.metrics.items() if m.get("n_errors", 0) >= result.n_rows]
     if failed:  # a candidate with no answer at all is an outage, not a model to score
         samples = {n: (result.metrics[n].get("errors_sample") or [None])[0] for n in failed}
         raise RuntimeError(f"every request failed for {len(failed)} candidate(s) {failed}: {samples}")
+    result.settings.update(estimate_checks(cfg, client, result, test, train, candidates, provenance, log))
     summary = result.to_dict()
     version = storage.content_hash({"predictions": result.predictions[["ticket_id", "candidate", "predicted"]].astype(str)},
                                    extra=json.dumps(fine_tuned, sort_keys=True) + cfg.hash())
@@ -136,8 +141,11 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     (folder / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     record(Catalog(cfg.catalog_path), result, cfg.hash(), report_path=None)
     parents = [("dataset_splits", dataset_version)] + [("model", j["fine_tuned_model"]) for j in job_ref["meta"]["jobs"].values()]
+    fresh = result.settings.get("fresh_sample") or {}
     meta = {"rows": result.n_rows, "best": result.best, "runner_up": result.runner_up,
-            "best_vs_runner_up": result.best_vs_runner_up,
+            "best_vs_runner_up": result.best_vs_runner_up, "endpoint": provenance["endpoint"],
+            "stand_in_candidates": provenance["stand_in_candidates"], "endpoint_note": provenance["note"],
+            "fresh_gap": {n: [c["gap"], c["gap_ci"]] for n, c in (fresh.get("candidates") or {}).items()},
             "candidates": {n: {k: m.get(k) for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "format_validity",
                                                     "latency_p50_s", "latency_p95_s", "price_per_1000")}
                            for n, m in result.metrics.items()}}
