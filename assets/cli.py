@@ -143,7 +143,11 @@ def _print_fresh(fresh: dict | None, note: str | None = None) -> None:
     print(f"frozen test vs fresh sample ({fresh['file']}, {fresh['rows_scored']} tickets never in the pipeline):")
     for n, c in fresh["candidates"].items():
         print(f"  {n:24s} frozen {c['frozen_accuracy']:6.1%}  fresh {c['fresh_accuracy']:6.1%}  "
-              f"gap {100 * c['gap']:+5.1f} pts [{100 * c['gap_ci'][0]:+.1f}, {100 * c['gap_ci'][1]:+.1f}]")
+              f"gap {100 * c['gap']:+5.1f} pts [{100 * c['gap_ci'][0]:+.1f}, {100 * c['gap_ci'][1]:+.1f}]"
+              + (f"  | fresh w/o train twins {c['fresh_accuracy_without_train_twins']:6.1%} gap "
+                 f"{100 * c['gap_without_train_twins']:+5.1f} pts" if "gap_without_train_twins" in c else ""))
+    if fresh.get("train_twins"):
+        print(f"  {fresh['train_twins']} fresh tickets ({fresh['train_twins_share']:.1%}) have a near-duplicate in train")
     print(f"  best on frozen: {fresh['best_on_frozen']}; best on fresh: {fresh['best_on_fresh']}. {fresh['note']}")
 
 

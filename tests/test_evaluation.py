@@ -319,3 +319,18 @@ def test_fresh_comparison_reports_the_gap_and_a_changed_winner(test_labels, conf
     assert (out["best_on_frozen"], out["best_on_fresh"], out["same_best"]) == (
         "tg-small/fine_tuned", "tg-small/few_shot", False)
     assert "sampling noise only" in out["note"] and out["rows_scored"] == n - half
+    twins = {f"n{i}" for i in range(0, n - half, 10)}
+    split = compare(frozen, fresh, {"file": "fresh.csv"}, 300, 3, twins)["candidates"]["tg-small/fine_tuned"]
+    p = fresh.predictions[fresh.predictions["candidate"] == "tg-small/fine_tuned"]
+    assert split["fresh_accuracy_without_train_twins"] == pytest.approx(p[~p["ticket_id"].isin(twins)]["correct"].mean())
+
+
+def test_train_twins_finds_banking77s_own_test_train_leak(config):
+    """Banking77's official test split has near-twins in its training split (the published split leaks):
+    the fresh-sample check counts them, since the frozen test set has none by construction."""
+    from pipeline.model.fresh import train_twins
+
+    train = pd.read_csv(B77 / "train.csv").assign(ticket_id=lambda d: "T" + d.index.astype(str))
+    fresh = pd.read_csv(B77 / "test.csv").assign(ticket_id=lambda d: "F" + d.index.astype(str))
+    twins = train_twins(fresh[["ticket_id"]], fresh, train, config)
+    assert 50 < len(twins) < 300 and twins <= set(fresh["ticket_id"])

@@ -7,7 +7,10 @@ differs between copies, a drift the test set predates). Two checks say how far t
   or `tunegate evaluate --fresh FILE`) through the same masking (the project's `Masker`), the same
   prompts and the same few-shot examples as on the frozen test set. Per candidate: frozen and fresh
   accuracy side by side, the gap (frozen minus fresh) and its interval, and whether the best candidate
-  is the same on both.
+  is the same on both. It also counts the fresh tickets that have a near-duplicate in the training split
+  (at the split threshold) and gives fresh accuracy without them: the frozen test set, split by
+  template-aware groups, has no such tickets by construction, so this is the like-for-like comparison
+  and the difference between the two fresh figures is what near-repeats of training tickets add.
 - `out_of_time`: accuracy on the most recent month of the frozen test set against the earlier months.
 
 Intervals are percentile bootstraps (`pipeline.model.stats`) and cover sampling noise only.
@@ -80,7 +83,19 @@ def fresh_sample_check(client, fresh: pd.DataFrame, facts: dict, train: pd.DataF
     cfg = config.model_copy(update={"evaluation": ev.model_copy(update={"sample_size": ev.fresh_sample_size})})
     fresh_result = run_evaluation(client, fresh, train, cfg, candidates, "fresh-sample", log=log,
                                   provenance=provenance, extra_runs=False)
-    return compare(frozen, fresh_result, facts, ev.bootstrap, ev.seed)
+    twins = train_twins(fresh_result.predictions, fresh, train, config)
+    return compare(frozen, fresh_result, facts, ev.bootstrap, ev.seed, twins)
+
+
+def train_twins(predictions: pd.DataFrame, fresh: pd.DataFrame, train: pd.DataFrame, config) -> set[str]:
+    """Ids of the scored fresh tickets with a near-duplicate in the training split (template-aware, at the
+    split threshold: the same test the split uses to keep such pairs apart)."""
+    from pipeline.data.dedup import cross_pairs
+
+    scored = fresh[fresh["ticket_id"].isin(set(predictions["ticket_id"]))]
+    pairs = cross_pairs(train[["ticket_id", "text"]], scored[["ticket_id", "text"]], config.dedup,
+                        threshold=config.splits.near_dup_threshold)
+    return set(pairs["ticket_id_b"])
 
 
 def _correct(result, name: str) -> np.ndarray:
@@ -88,9 +103,11 @@ def _correct(result, name: str) -> np.ndarray:
     return p.loc[p["candidate"] == name, "correct"].to_numpy(dtype=bool)
 
 
-def compare(frozen, fresh, facts: dict, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Frozen vs fresh accuracy per candidate, the gap (frozen minus fresh) with its interval."""
+def compare(frozen, fresh, facts: dict, n_boot: int = 1000, seed: int = 0, twins: set[str] | None = None) -> dict:
+    """Frozen vs fresh accuracy per candidate, the gap (frozen minus fresh) with its interval; with `twins`
+    (fresh ticket ids that have a near-duplicate in train), the same on the fresh tickets without them."""
     rows = {}
+    twins = set(twins or ())
     for name in frozen.ranking:
         if name not in fresh.metrics:
             continue
@@ -100,9 +117,19 @@ def compare(frozen, fresh, facts: dict, n_boot: int = 1000, seed: int = 0) -> di
                       "fresh_accuracy": nm["accuracy"], "fresh_accuracy_ci": nm["accuracy_ci"],
                       "fresh_macro_f1": nm["macro_f1"], "gap": gap["diff"], "gap_ci": [gap["low"], gap["high"]],
                       "gap_beyond_noise": bool(gap["low"] > 0 or gap["high"] < 0)}
+        if twins:
+            p = fresh.predictions[fresh.predictions["candidate"] == name]
+            keep = ~p["ticket_id"].isin(twins).to_numpy()
+            ok = p["correct"].to_numpy(dtype=bool)
+            g2 = stats.independent_bootstrap_diff(_correct(frozen, name), ok[keep], n_boot, seed)
+            rows[name].update({"fresh_accuracy_without_train_twins": float(ok[keep].mean()),
+                               "fresh_accuracy_on_train_twins": float(ok[~keep].mean()) if (~keep).any() else None,
+                               "gap_without_train_twins": g2["diff"],
+                               "gap_without_train_twins_ci": [g2["low"], g2["high"]]})
     best_frozen = max(rows, key=lambda n: (rows[n]["frozen_accuracy"], n)) if rows else None
     best_fresh = max(rows, key=lambda n: (rows[n]["fresh_accuracy"], n)) if rows else None
     return {**facts, "rows_scored": fresh.n_rows, "sampled": fresh.sampled, "candidates": rows,
+            "train_twins": len(twins), "train_twins_share": len(twins) / max(1, fresh.n_rows),
             "best_on_frozen": best_frozen, "best_on_fresh": best_fresh, "same_best": best_frozen == best_fresh,
             "note": NOISE_NOTE}
 

@@ -403,9 +403,12 @@ def _limits(settings: dict) -> list[str]:
 
 
 def _fresh_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["candidate", "frozen test", "fresh sample", "gap (frozen - fresh) [95% CI]"]
+    head = ["candidate", "frozen test", "fresh sample", "gap (frozen - fresh) [95% CI]",
+            "fresh, no near-duplicate in train", "gap on those"]
+    gap = lambda c, k: f"{100 * c[k]:+.1f} pts [{100 * c[k + '_ci'][0]:+.1f}, {100 * c[k + '_ci'][1]:+.1f}]"  # noqa: E731
     rows = [[n, _ci(c["frozen_accuracy"], c["frozen_accuracy_ci"]), _ci(c["fresh_accuracy"], c["fresh_accuracy_ci"]),
-             f"{100 * c['gap']:+.1f} pts [{100 * c['gap_ci'][0]:+.1f}, {100 * c['gap_ci'][1]:+.1f}]"]
+             gap(c, "gap"), _pct(c.get("fresh_accuracy_without_train_twins")),
+             gap(c, "gap_without_train_twins") if "gap_without_train_twins" in c else "n/a"]
             for n, c in report["fresh_sample"]["candidates"].items()]
     return head, rows
 
@@ -420,7 +423,9 @@ def _estimate_lines(report: dict) -> list[str]:
     if fresh:
         lines += [f"## Frozen test vs fresh sample ({fresh['file']}, {fresh['rows_scored']} tickets never in the pipeline)",
                   "", _md_table(*_fresh_rows(report))]
-        lines += ["", f"Best on the frozen test: {fresh['best_on_frozen']}; best on the fresh sample: "
+        lines += ["", f"{fresh.get('train_twins', 0)} fresh tickets ({_pct(fresh.get('train_twins_share'))}) have a "
+                      "near-duplicate in the training split; the frozen test set has none by construction.",
+                  "", f"Best on the frozen test: {fresh['best_on_frozen']}; best on the fresh sample: "
                       f"{fresh['best_on_fresh']}. {fresh['note']}", ""]
     oot = report.get("out_of_time") or {}
     if oot.get("available"):
