@@ -317,7 +317,13 @@ def test_fresh_sample_is_banking77_test_and_never_lands(full, tmp_path):
     fresh = pd.read_csv(tmp_path / "fresh.csv", dtype=str, keep_default_na=False)
     official = load_banking77("test")
     assert info["rows"] == len(fresh) == len(official) == 3080 and fresh["label"].nunique() == 77
-    assert fresh["text"].tolist() == official["text"].tolist() and fresh["ticket_id"].is_unique
+    assert fresh["ticket_id"].is_unique and fresh["label"].tolist() == official["label"].tolist()
+    # the same kind of tickets: personal data at the landing files' rate, around the untouched request
+    changed = fresh["text"] != official["text"]
+    assert changed.sum() == info["rows_with_personal_data"] == round(0.15 * 3080)
+    assert all(o.strip() in f for o, f in zip(official["text"][changed], fresh["text"][changed]))
+    assert write_fresh_sample(tmp_path / "again.csv") and (tmp_path / "again.csv").read_bytes() == (
+        tmp_path / "fresh.csv").read_bytes()
     assert m["source"]["split"] == "train"
     # no landing text is a test-split request, unless the training split holds the same words too
     norm = lambda s: " ".join(str(s).lower().split())  # noqa: E731

@@ -362,17 +362,25 @@ def load_banking77(split: str = "train") -> pd.DataFrame:
 FRESH_SAMPLE_FILE = "fresh_sample.csv"
 
 
-def write_fresh_sample(path: Path) -> dict:
+def write_fresh_sample(path: Path, seed: int = 7) -> dict:
     """Write Banking77's official test split as the fresh sample (ticket_id, text, label); returns a summary.
 
-    None of these requests is in the landing files, so they are new tickets of the same kind."""
+    None of these requests is in the landing files. To be tickets of the same kind, they carry personal
+    data at the landing files' rate (PII_SHARE of rows, the same kinds and phrasings, invented and
+    checksum-valid), so the fresh-sample check exercises masking as the pipeline does."""
     df = load_banking77("test")
-    out = pd.DataFrame({"ticket_id": [f"FRESH-{i:05d}" for i in range(len(df))], "text": df["text"],
+    rng = random.Random(seed * 7_919 + 3)
+    pii = _Pii(random.Random(seed * 1_000_003 + 29))
+    texts = df["text"].tolist()
+    for i in sorted(rng.sample(range(len(texts)), round(PII_SHARE * len(texts)))):
+        texts[i] = _insert_pii(pii, rng, texts[i], _pii_kinds(rng))
+    out = pd.DataFrame({"ticket_id": [f"FRESH-{i:05d}" for i in range(len(df))], "text": texts,
                         "label": df["label"]})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, lineterminator="\n")
-    return {"path": str(path), "rows": len(out), "source": "banking77 test split", "labels": int(out["label"].nunique())}
+    return {"path": str(path), "rows": len(out), "source": "banking77 test split", "labels": int(out["label"].nunique()),
+            "rows_with_personal_data": round(PII_SHARE * len(texts))}
 
 
 def _stratified(df: pd.DataFrame, n: int, rng: random.Random) -> list[int]:
@@ -469,6 +477,17 @@ def _case_ws_variant(rng: random.Random, text: str) -> tuple[str, str]:
     if out == text:
         out, kind = "  " + text + " \n", "trailing"
     return out, kind
+
+
+def _pii_kinds(rng: random.Random) -> list[str]:
+    """One to three distinct kinds of personal data for one ticket."""
+    k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
+    kinds: list[str] = []
+    while len(kinds) < k:
+        kind = rng.choices(PII_TYPES, weights=PII_WEIGHTS)[0]
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds
 
 
 def _insert_pii(pii: _Pii, rng: random.Random, text: str, kinds: list[str]) -> str:
@@ -613,12 +632,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     # (not in near-duplicate pairs, which must stay near; not in system templates, which have none)
     cands = [r for r in rows if not r.pii and not r.group and r.origin != "template" and r.text.strip()]
     for r in _sample(rng, cands, target):
-        k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
-        kinds: list[str] = []
-        while len(kinds) < k:
-            kind = rng.choices(PII_TYPES, weights=PII_WEIGHTS)[0]
-            if kind not in kinds:
-                kinds.append(kind)
+        kinds = _pii_kinds(rng)
         r.text = _insert_pii(pii, rng, r.text, kinds)
         r.pii = sorted(kinds, key=PII_TYPES.index)
 
