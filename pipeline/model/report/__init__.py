@@ -359,7 +359,9 @@ def _detail_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([c["name"], str(c["n_invalid"]), str(c["n_errors"]), lat,
                      f"{c['prompt_tokens_mean']:.0f} / {c['completion_tokens_mean']:.1f}",
                      _pct(st["agreement"]) if st else ("n/a" if "stability" in (c.get("not_applicable") or {}) else "—"),
-                     (f"{_pct(os_['agreement'])} agree, Δacc {100 * os_['accuracy_delta']:+.1f} pts" if os_ else "—"),
+                     (f"{_pct(os_['agreement'])} agree, Δacc {100 * os_['accuracy_delta']:+.1f} pts" if os_ else
+                      "n/a" if c["approach"] == "few_shot" and "order_sensitivity" in (c.get("not_applicable") or {})
+                      else "—"),
                      _money(e["inference_cost"], cur), f"{e['correction_hours']:,.0f} h",
                      f"{_money(e['error_cost'], cur)} ({_money(e['critical_error_cost'], cur)})",
                      _money(e["training_cost"], cur) if e["training_cost"] is not None else "—"])
@@ -423,9 +425,10 @@ def _estimate_lines(report: dict) -> list[str]:
     if fresh:
         lines += [f"## Frozen test vs fresh sample ({fresh['file']}, {fresh['rows_scored']} tickets never in the pipeline)",
                   "", _md_table(*_fresh_rows(report))]
-        lines += ["", f"{fresh.get('train_twins', 0)} fresh tickets ({_pct(fresh.get('train_twins_share'))}) have a "
-                      "near-duplicate in the training split; the frozen test set has none by construction.",
-                  "", f"Best on the frozen test: {fresh['best_on_frozen']}; best on the fresh sample: "
+        if "train_twins" in fresh:
+            lines += ["", f"{fresh['train_twins']} fresh tickets ({_pct(fresh['train_twins_share'])}) have a "
+                          "near-duplicate in the training split; the frozen test set has none by construction."]
+        lines += ["", f"Best on the frozen test: {fresh['best_on_frozen']}; best on the fresh sample: "
                       f"{fresh['best_on_fresh']}. {fresh['note']}", ""]
     oot = report.get("out_of_time") or {}
     if oot.get("available"):
