@@ -31,8 +31,10 @@ def _config(args):
 
 # -- data ------------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
+    import yaml
+
     from pipeline.config import load_config
-    from pipeline.data.sample.generator import generate_sample
+    from pipeline.data.sample.generator import FRESH_SAMPLE_FILE, generate_sample, write_fresh_sample
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else {}
     cfg = load_config(None, **overrides)
@@ -41,10 +43,17 @@ def cmd_demo(args) -> int:
     manifest = cfg.warehouse_path / "sample_manifest.json"
     m = generate_sample(landing, manifest, n_tickets=args.n)
     print(f"bundled sample: {m['total_rows']} rows in {len(m['files'])} landing files -> {landing}")
+    # Banking77's official test split never lands: it is the fresh sample the estimate is checked on
+    fresh = write_fresh_sample(cfg.warehouse_path / FRESH_SAMPLE_FILE)
+    print(f"fresh sample: {fresh['rows']} tickets ({fresh['source']}) -> {fresh['path']}")
+    demo_config = cfg.warehouse_path / "demo.yaml"
+    demo_config.write_text(yaml.safe_dump({"warehouse": str(cfg.warehouse_path),
+                                           "evaluation": {"fresh_sample": FRESH_SAMPLE_FILE}}), encoding="utf-8")
+    cfg = load_config(demo_config)
     if args.warehouse:
         os.environ["TUNEGATE_WAREHOUSE"] = str(cfg.warehouse_path)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
-    ok = _run_graph(cfg, None, job)
+    ok = _run_graph(cfg, str(demo_config), job)
     _print_summary(cfg, ok)
     print(f"wall time: {time.time() - t0:.1f} s")
     return 0 if ok else 1
@@ -134,9 +143,60 @@ def _print_summary(cfg, ok: bool = True) -> None:
             e = c.get("economics", {})
             pb = e.get("payback_months")
             pb = "-" if pb is None else (pb if isinstance(pb, str) else f"{pb:.2f} mo")
-            print(f"  {c['name']:24s} {c['accuracy']:8.1%} {c['macro_f1']:8.1%} {c['format_validity']:6.1%} "
+            fv = "n/a" if c["format_validity"] is None else f"{c['format_validity']:.1%}"
+            print(f"  {c['name']:24s} {c['accuracy']:8.1%} {c['macro_f1']:8.1%} {fv:>6s} "
                   f"{c['price_per_1000']:8.2f} {e.get('corrections_per_month', 0):9,.0f} {pb:>9s}")
         print(f"  (prices in {cur} per 1,000 answers; fixes/mo = answers an operator must correct per month)")
+        _print_fresh(r.get("fresh_sample"), (r.get("endpoint") or {}).get("note"))
+
+
+def _print_fresh(fresh: dict | None, note: str | None = None) -> None:
+    if note:
+        print(f"  {note}")
+    if not fresh:
+        return
+    print(f"frozen test vs fresh sample ({fresh['file']}, {fresh['rows_scored']} tickets never in the pipeline):")
+    for n, c in fresh["candidates"].items():
+        print(f"  {n:24s} frozen {c['frozen_accuracy']:6.1%}  fresh {c['fresh_accuracy']:6.1%}  "
+              f"gap {100 * c['gap']:+5.1f} pts [{100 * c['gap_ci'][0]:+.1f}, {100 * c['gap_ci'][1]:+.1f}]"
+              + (f"  | fresh w/o train twins {c['fresh_accuracy_without_train_twins']:6.1%} gap "
+                 f"{100 * c['gap_without_train_twins']:+5.1f} pts" if "gap_without_train_twins" in c else ""))
+    if fresh.get("train_twins"):
+        print(f"  {fresh['train_twins']} fresh tickets ({fresh['train_twins_share']:.1%}) have a near-duplicate in train")
+    print(f"  best on frozen: {fresh['best_on_frozen']}; best on fresh: {fresh['best_on_fresh']}. {fresh['note']}")
+
+
+def cmd_evaluate(args) -> int:
+    """Score the latest evaluation's candidates on a fresh labelled file, next to their frozen-test figures."""
+    from pipeline.catalog import Catalog
+    from pipeline.data.steps import read_split
+    from pipeline.model.evaluation import Candidate
+    from pipeline.model.fresh import fresh_sample_check, load_fresh_sample, mask_fresh
+    from pipeline.model.steps import evaluation_routes, load_evaluation
+
+    cfg = _config(args)
+    if args.sample:
+        cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"fresh_sample_size": args.sample})})
+    row = Catalog(cfg.catalog_path).latest_artifact("holdout_evaluation") if cfg.catalog_path.exists() else None
+    if row is None:
+        raise UserError("no holdout evaluation in the catalog: run `tunegate demo` or `tunegate run` first")
+    frozen = load_evaluation(row["path"])
+    rows, facts = load_fresh_sample(args.fresh, cfg.taxonomy)
+    candidates = [Candidate(**c) for c in frozen.candidates]
+    train = read_split(cfg, frozen.dataset_version, "train")
+    routes, provenance = evaluation_routes(cfg, candidates)
+    print(f"fresh sample {facts['file']}: {facts['rows_used']} rows ({facts['rows_left_out']} left out: no taxonomy "
+          f"label); masking, then scoring {len(candidates)} candidates on {provenance['endpoint']}")
+    res = fresh_sample_check(None, mask_fresh(rows, cfg.masking), facts, train, cfg, candidates, frozen, provenance,
+                             routes=routes)
+    out = Path(row["path"]) / "fresh_sample.json"
+    out.write_text(json.dumps(res, indent=2, sort_keys=True), encoding="utf-8")
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        _print_fresh(res, provenance["note"])
+        print(f"written to {out}")
+    return 0
 
 
 def cmd_init(args) -> int:
@@ -249,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--warehouse", help="warehouse folder (default ./warehouse)")
     sp.add_argument("--n", type=int, default=None, help="tickets drawn from Banking77 (default: all)")
     sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits")
+
+    sp = add("evaluate", cmd_evaluate, "Score the latest evaluation's candidates on a fresh labelled file "
+             "(same masking and prompts) next to their frozen-test accuracy.")
+    sp.add_argument("--fresh", required=True, help="CSV, JSONL or Parquet file with text and label columns")
+    sp.add_argument("--config")
+    sp.add_argument("--sample", type=int, default=None, help="score a stratified sample of this many rows")
+    sp.add_argument("--json", action="store_true")
 
     sp = add("init", cmd_init, "Write a commented starter config.")
     sp.add_argument("--out", default="tunegate.yaml")

@@ -74,9 +74,10 @@ def holdout_evaluation(context: AssetExecutionContext, tunegate: TunegateConfigR
     m = out.meta
     lines = ["| candidate | accuracy | macro-F1 | format validity | price / 1,000 |", "|---|---|---|---|---|"]
     for name, c in m["candidates"].items():
-        lines.append(f"| {name} | {c['accuracy']:.3f} | {c['macro_f1']:.3f} | {c['format_validity']:.3f} | "
-                     f"{c['price_per_1000']} |")
+        fv = "n/a" if c["format_validity"] is None else f"{c['format_validity']:.3f}"
+        lines.append(f"| {name} | {c['accuracy']:.3f} | {c['macro_f1']:.3f} | {fv} | {c['price_per_1000']} |")
     return Output(_ref(out), metadata={"rows": m["rows"], "best": m["best"], "runner_up": m["runner_up"] or "",
+                                       "endpoint": m["endpoint"], "endpoint_note": m["endpoint_note"] or "real models",
                                        "candidates": MetadataValue.md("\n".join(lines)),
                                        "best_vs_runner_up": MetadataValue.json(m["best_vs_runner_up"] or {})})
 

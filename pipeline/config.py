@@ -231,6 +231,12 @@ class EvaluationSpec(_Strict):
     @classmethod
     def _yaml_switch(cls, v):  # YAML reads a bare on / off as true / false
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+    # A labelled file of tickets that never entered the pipeline (CSV, JSONL or Parquet with columns text
+    # and label; relative to the config file). Every candidate is also scored on it, through the same
+    # masking and prompts, and the report shows frozen-test and fresh accuracy side by side. The demo
+    # uses Banking77's official test split. fresh_sample_size: a stratified sample of it (None: all).
+    fresh_sample: str | None = None
+    fresh_sample_size: int | None = None
 
 
 class BusinessSpec(_Strict):
@@ -285,6 +291,13 @@ class TunegateConfig(_Strict):
     @property
     def warehouse_path(self) -> Path:
         p = Path(os.path.expanduser(self.warehouse))
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    @property
+    def fresh_sample_path(self) -> Path | None:
+        if not self.evaluation.fresh_sample:
+            return None
+        p = Path(os.path.expanduser(self.evaluation.fresh_sample))
         return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
 
     @property

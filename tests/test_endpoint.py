@@ -7,11 +7,11 @@ import os
 import openai
 import pytest
 
-from pipeline.provider import models as pm
+from pipeline.model import prompts as pr
 from pipeline.config import EndpointSpec
 from pipeline.model.endpoint import LocalProvider, _pid_alive, complete_many, make_client, resolve_endpoint
 
-SYSTEM = pm.system_prompt(["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_limits"])
+SYSTEM = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_limits"]  # the prompt's labels
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def provider(tmp_path_factory):
 
 
 def _req(text: str, **extra) -> dict:
-    return {"model": "tg-small", "temperature": 0, "messages": pm.build_messages(SYSTEM, text), **extra}
+    return {"model": "tg-small", "temperature": 0, "messages": pr.build_messages(SYSTEM, text, "short"), **extra}
 
 
 def test_provider_is_reused_for_its_state_dir(provider):
@@ -64,7 +64,7 @@ def test_complete_many_retries_transient_faults_and_reports_the_rest(provider):
     broken = {"extra_headers": {"X-Tunegate-Faults": "503:1.0"}}
     reqs = [_req(f"where is my card {i}", **flaky) for i in range(40)]
     reqs[5] = _req("my card was stolen", **broken)
-    reqs[17] = {"model": "no-such-model", "messages": pm.build_messages(SYSTEM, "hi")}
+    reqs[17] = {"model": "no-such-model", "messages": pr.build_messages(SYSTEM, "hi", "short")}
     # Each attempt fails with p = 0.37; with 14 attempts a flaky request is lost with p ~ 1e-6.
     res = complete_many(client, reqs, concurrency=6, max_retries=13, backoff_base_s=0.005,
                        backoff_max_s=0.2, seed=1)

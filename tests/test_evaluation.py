@@ -13,8 +13,8 @@ from sklearn.metrics import f1_score
 
 from pipeline.model import stats
 from pipeline.config import DATA_DIR, load_config
-from pipeline.model.evaluation import (Candidate, candidates_from_config, score_candidates, select_few_shot,
-                                 stratified_sample)
+from pipeline.model.evaluation import (Candidate, candidates_from_config, few_shot_usage, score_candidates,
+                                       select_few_shot, stratified_sample)
 
 B77 = DATA_DIR / "banking77"
 
@@ -184,6 +184,12 @@ def test_few_shot_examples_come_from_train_seeded_and_capped():
     assert ex == select_few_shot(train, labels, k=5, max_total=154, seed=13)
     assert ex != select_few_shot(train, labels, k=5, max_total=154, seed=14)
     assert len(select_few_shot(train, labels[:10], k=3, max_total=154, seed=1)) == 30
+    # the cut is reported with its reason, never silent
+    use = few_shot_usage(ex, labels, k=5, max_total=154)
+    assert (use["configured_per_label"], use["used_per_label"], use["differs"]) == (5, 2, True)
+    assert "few_shot_max=154" in use["reason"]
+    full = few_shot_usage(select_few_shot(train, labels, k=5, max_total=400, seed=13), labels, k=5, max_total=400)
+    assert (full["used_per_label"], full["differs"], full["reason"]) == (5, False, "")
 
 
 def test_stratified_sample_keeps_shares():
@@ -217,6 +223,7 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
     """zero_shot, long_prompt and few_shot for tg-small on 10 labels x 8 test rows, for real."""
     import pipeline.model.endpoint as endpoint
     from pipeline.model.evaluation import run_evaluation
+    from pipeline.model.provenance import describe
 
     cfg = load_config(None, evaluation={"models": [{"name": "tg-small", "price_input_per_1m": 0.15,
                                                     "price_output_per_1m": 0.60}],
@@ -233,6 +240,8 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
     try:
         client = endpoint.make_client(cfg.endpoint, tmp_path / "provider")  # finds the server started above
         res = run_evaluation(client, test, train, cfg, cands, "it-v1")
+        facts = describe(client, "embedded:" + str(tmp_path / "provider"), cands)
+        honest = run_evaluation(client, test, train, cfg, cands, "it-v1", provenance=facts)
     finally:
         provider.stop()
     assert res.n_rows == 80 and len(res.predictions) == 3 * 80
@@ -241,10 +250,89 @@ def test_run_evaluation_through_the_embedded_provider(tmp_path):
         assert m["n_errors"] == 0, m["errors_sample"]
         assert 1 / 77 < m["accuracy"] <= 1 and m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1]
         assert m["prompt_tokens_mean"] > 0 and m["price_per_1000"] > 0
-        assert 0 <= m["stability"]["agreement"] <= 1
+        # a lexical stand-in has nothing to sample from: the repeat run at temperature 0.7 agrees fully
+        assert m["stability"]["agreement"] == 1.0
     few = res.metrics["tg-small/few_shot"]
-    assert few["order_sensitivity"]["n_examples"] == 77 and -1 <= few["order_sensitivity"]["accuracy_delta"] <= 1
+    # ... and weighs its examples alike in any order (77 labels x 1 example: few_shot_k=1)
+    assert few["order_sensitivity"]["n_examples"] == 77 and few["order_sensitivity"]["accuracy_delta"] == 0.0
+    assert res.settings["few_shot"]["used_per_label"] == 1 and not res.settings["few_shot"]["differs"]
+    # described as stand-ins, those figures are not applicable rather than constants read back
+    assert facts["stand_in_candidates"] == [c.name for c in cands] and "stand-in" in facts["note"]
+    for name, m in honest.metrics.items():
+        assert m["format_validity"] is None and m["stability"] is None and m["order_sensitivity"] is None
+        assert set(m["not_applicable"]) == {"format_validity", "stability", "order_sensitivity"}
+        assert m["accuracy"] == res.metrics[name]["accuracy"]
     # the long prompt (descriptions) and the few-shot prompt (examples) cost more per answer than zero-shot
     zs = res.metrics["tg-small/zero_shot"]
     assert min(few["price_per_1000"], res.metrics["tg-small/long_prompt"]["price_per_1000"]) > zs["price_per_1000"]
     json.dumps(res.to_dict())
+
+
+def test_independent_bootstrap_diff_matches_the_normal_approximation():
+    rng = np.random.default_rng(4)
+    a, b = rng.random(3000) < 0.90, rng.random(4000) < 0.87
+    d = stats.independent_bootstrap_diff(a, b, 2000, seed=1)
+    se = math.sqrt(a.mean() * (1 - a.mean()) / a.size + b.mean() * (1 - b.mean()) / b.size)
+    assert d["diff"] == pytest.approx(a.mean() - b.mean())
+    assert d["low"] == pytest.approx(d["diff"] - 1.96 * se, abs=0.004)
+    assert d["high"] == pytest.approx(d["diff"] + 1.96 * se, abs=0.004)
+
+
+def test_out_of_time_compares_the_latest_month_with_the_earlier_ones():
+    from pipeline.model.fresh import out_of_time
+
+    test = pd.DataFrame({"ticket_id": [f"T{i}" for i in range(300)],
+                         "created_at": pd.to_datetime(["2026-07-15"] * 100 + ["2026-08-15"] * 100 + ["2026-09-15"] * 100,
+                                                      utc=True)})
+    correct = [True] * 90 + [False] * 10 + [True] * 90 + [False] * 10 + [True] * 60 + [False] * 40
+    preds = pd.DataFrame({"ticket_id": test["ticket_id"], "candidate": "m", "correct": correct})
+    oot = out_of_time(preds, test, 1000, 0)
+    c = oot["candidates"]["m"]
+    assert oot["latest_month"] == "2026-09" and oot["earlier_months"] == ["2026-07", "2026-08"]
+    assert (c["latest_accuracy"], c["earlier_accuracy"]) == (0.6, 0.9)
+    assert c["latest_minus_earlier"] == pytest.approx(-0.3) and c["latest_minus_earlier_ci"][1] < -0.15
+    assert c["by_month"]["2026-08"] == {"n": 100, "accuracy": 0.9}
+    assert out_of_time(preds, test.assign(created_at=pd.Timestamp("2026-07-01", tz="UTC")))["available"] is False
+
+
+def test_fresh_comparison_reports_the_gap_and_a_changed_winner(test_labels, config):
+    from pipeline.model.fresh import compare
+
+    n = len(test_labels)
+    half = n // 2
+    frozen_y, fresh_y = test_labels[:half], test_labels[half:]
+    rng = np.random.default_rng(9)
+    cands = [Candidate("tg-small/few_shot", "tg-small", "few_shot", "tg-small", 0.15, 0.60),
+             Candidate("tg-small/fine_tuned", "ft:tg-small:x", "fine_tuned", "tg-small", 0.30, 1.20)]
+
+    def result(y, wrong_share: dict[str, float], version: str):
+        frames = {c: scored_frame(corrupt(y, rng.choice(len(y), int(s * len(y)), replace=False)))
+                  for c, s in wrong_share.items()}
+        return score_candidates(config, cands, [f"{version}{i}" for i in range(len(y))], y, frames,
+                                dataset_version=version)
+
+    # fine-tuned: 92% on the frozen test, 85% fresh; few-shot: 88% on both
+    frozen = result(frozen_y, {cands[0].name: 0.12, cands[1].name: 0.08}, "f")
+    fresh = result(fresh_y, {cands[0].name: 0.12, cands[1].name: 0.15}, "n")
+    out = compare(frozen, fresh, {"file": "fresh.csv"}, 1000, 3)
+    ft, fs = out["candidates"]["tg-small/fine_tuned"], out["candidates"]["tg-small/few_shot"]
+    assert ft["gap"] == pytest.approx(0.07, abs=0.002) and ft["gap_beyond_noise"] and ft["gap_ci"][0] > 0.03
+    assert abs(fs["gap"]) < 0.005 and not fs["gap_beyond_noise"]
+    assert (out["best_on_frozen"], out["best_on_fresh"], out["same_best"]) == (
+        "tg-small/fine_tuned", "tg-small/few_shot", False)
+    assert "sampling noise only" in out["note"] and out["rows_scored"] == n - half
+    twins = {f"n{i}" for i in range(0, n - half, 10)}
+    split = compare(frozen, fresh, {"file": "fresh.csv"}, 300, 3, twins)["candidates"]["tg-small/fine_tuned"]
+    p = fresh.predictions[fresh.predictions["candidate"] == "tg-small/fine_tuned"]
+    assert split["fresh_accuracy_without_train_twins"] == pytest.approx(p[~p["ticket_id"].isin(twins)]["correct"].mean())
+
+
+def test_train_twins_finds_banking77s_own_test_train_leak(config):
+    """Banking77's official test split has near-twins in its training split (the published split leaks):
+    the fresh-sample check counts them, since the frozen test set has none by construction."""
+    from pipeline.model.fresh import train_twins
+
+    train = pd.read_csv(B77 / "train.csv").assign(ticket_id=lambda d: "T" + d.index.astype(str))
+    fresh = pd.read_csv(B77 / "test.csv").assign(ticket_id=lambda d: "F" + d.index.astype(str))
+    twins = train_twins(fresh[["ticket_id"]], fresh, train, config)
+    assert 50 < len(twins) < 300 and twins <= set(fresh["ticket_id"])

@@ -192,3 +192,26 @@ def test_drop_policy_rejects_with_reasons():
     assert list(flagged["ticket_id"]) == ["a", "b", "c", "d"] and flagged["label_issue"].tolist() == [0, 0, 0, 1]
     assert flagged["conflict"].tolist() == [True, True, True, False]
     assert info["n_kept"] + info["n_rejected"] == len(df)
+    # published tickets keep their label decision: the drop policy does not remove them
+    kept, info = apply_policy(df, issues, conflicts, LabelCheckSpec(policy="drop"), keep_ids=frozenset({"c", "d"}))
+    assert list(kept["ticket_id"]) == ["a", "b", "c", "d"] and set(info["rejected"]["ticket_id"]) == {"e", "f"}
+
+
+@pytest.mark.slow
+def test_published_labels_are_frozen_when_the_rename_detection_flips(planted, taxonomy):
+    """Rows of the undeclared rename were published with the label the detection gave them. When the
+    detection no longer fires (the old name is used again after the switch), they keep that label; new
+    rows with the unknown name are not mapped, and the report counts the changed decisions."""
+    df, meta = planted
+    renamed = df[df["label_raw"] == "phone_lost_v2"].sort_values("ticket_id")
+    published = pd.Series("lost_or_stolen_phone", index=renamed["ticket_id"].iloc[:-5].to_numpy())
+    late = df[df["label_raw"] == "lost_or_stolen_phone"].head(5).assign(
+        created_at=meta["switch"] + pd.Timedelta(days=30), ticket_id=lambda d: "late-" + d["ticket_id"])
+    labelled, report = check_labels(pd.concat([df, late], ignore_index=True), None, taxonomy,
+                                    LabelCheckSpec(policy="drop"), frozen=published)
+    assert not [r for r in report["renames"] if r["new"] == "phone_lost_v2"]  # the detection flipped
+    by_id = labelled.set_index("ticket_id")
+    assert (by_id.loc[published.index, "label"] == "lost_or_stolen_phone").all()
+    assert (by_id.loc[published.index, "label_status"] == "frozen").all()
+    assert not by_id.index.isin(renamed["ticket_id"].iloc[-5:]).any()  # new rows: unknown label, rejected
+    assert report["frozen_labels"] == {"n_published": len(published), "n_decision_changed": len(published)}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import tiktoken
 
+from pipeline.model import prompts as pr
 from pipeline.provider import models as pm
 from pipeline.model.endpoint import LocalProvider, complete_many
 from pipeline.config import DATA_DIR
@@ -30,11 +31,16 @@ def _subset(n_labels: int = 20, per_label: int = 20, test_per_label: int = 8):
 
 
 LABELS, TRAIN, VAL, TEST = _subset()
-SYSTEM = pm.system_prompt(LABELS)
+SYSTEM = LABELS  # the taxonomy of the prompts below: label names only
 
 
-def _jsonl(df: pd.DataFrame, system: str = SYSTEM) -> bytes:
-    lines = [json.dumps({"messages": pm.build_messages(system, t, ()) + [{"role": "assistant", "content": l}]})
+def _msgs(text: str, examples=(), taxonomy=SYSTEM, style: str = "short") -> list[dict]:
+    """A request in the product's one prompt protocol (`pipeline.model.prompts`)."""
+    return pr.build_messages(taxonomy, text, style, list(examples))
+
+
+def _jsonl(df: pd.DataFrame, system=SYSTEM) -> bytes:
+    lines = [json.dumps({"messages": _msgs(t, (), system) + [{"role": "assistant", "content": l}]})
              for t, l in zip(df["text"], df["category"])]
     return ("\n".join(lines) + "\n").encode()
 
@@ -61,8 +67,8 @@ def _wait(client, job_id: str, statuses=("succeeded", "failed", "cancelled"), ti
     raise AssertionError(f"job {job_id} still {job.status}")
 
 
-def _accuracy(client, model: str, df: pd.DataFrame, system: str = SYSTEM, examples=()) -> float:
-    reqs = [{"model": model, "temperature": 0, "messages": pm.build_messages(system, t, examples)}
+def _accuracy(client, model: str, df: pd.DataFrame, system=SYSTEM, examples=()) -> float:
+    reqs = [{"model": model, "temperature": 0, "messages": _msgs(t, examples, system)}
             for t in df["text"]]
     res = complete_many(client, reqs, concurrency=4, max_retries=0)
     assert all(r.ok for r in res)
@@ -124,7 +130,7 @@ def test_finetune_job_trains_reports_and_beats_zero_shot(client):
 
 
 def _answers(client, model, df):
-    return [client.chat.completions.create(model=model, temperature=0, messages=pm.build_messages(SYSTEM, t))
+    return [client.chat.completions.create(model=model, temperature=0, messages=_msgs(t))
             .choices[0].message.content for t in df["text"]]
 
 
@@ -146,7 +152,7 @@ def test_bad_training_files_fail_with_clear_errors(client):
 def test_chat_json_schema_usage_and_errors(client):
     schema = {"type": "json_schema", "json_schema": {"name": "ticket_label", "strict": True, "schema": {
         "type": "object", "properties": {"label": {"type": "string", "enum": LABELS}}, "required": ["label"]}}}
-    msgs = pm.build_messages(SYSTEM, "I still have not received my new card, where is it?")
+    msgs = _msgs("I still have not received my new card, where is it?")
     r = client.chat.completions.create(model="tg-large", messages=msgs, temperature=0, seed=1, response_format=schema)
     answer = json.loads(r.choices[0].message.content)
     assert set(answer) == {"label"} and answer["label"] in LABELS
@@ -168,15 +174,41 @@ def test_chat_json_schema_usage_and_errors(client):
         client.chat.completions.create(model="tg-small", messages=msgs, temperature=7)
 
 
-def test_temperature_zero_is_deterministic_and_sampling_varies(client):
+def test_stand_ins_answer_the_same_at_any_temperature(client):
+    # lexical models have nothing to sample from: temperature changes no answer unless the test switch is on
     texts = TEST["text"].head(30).tolist()
-    runs = [[client.chat.completions.create(model="tg-small", messages=pm.build_messages(SYSTEM, t), temperature=0)
-             .choices[0].message.content for t in texts] for _ in range(2)]
-    assert runs[0] == runs[1]
-    hot = [[client.chat.completions.create(model="tg-small", messages=pm.build_messages(SYSTEM, t), temperature=1,
-                                           seed=s).choices[0].message.content for t in texts] for s in (1, 2)]
+    cold = [client.chat.completions.create(model="tg-small", messages=_msgs(t), temperature=0)
+            .choices[0].message.content for t in texts]
+    hot = [[client.chat.completions.create(model="tg-small", messages=_msgs(t), temperature=1, seed=s)
+            .choices[0].message.content for t in texts] for s in (1, 2)]
+    assert hot[0] == hot[1] == cold
+
+
+def _direct(model: str, texts, examples=(), temperature: float = 0.0, seed: int | None = None,
+            taxonomy=SYSTEM) -> list[str]:
+    runner = pm.BaseModelRunner(model)
+    return [runner.answer(pm.parse_prompt(_msgs(t, examples, taxonomy)), temperature=temperature, seed=seed).label
+            for t in texts]
+
+
+def test_simulation_switch_is_off_by_default_and_injects_only_when_set(monkeypatch):
+    full = pd.read_csv(DATA / "test.csv").iloc[::6]  # all 77 labels: close calls happen
+    every = sorted(full["category"].unique())
+    texts = full["text"].tolist()
+    monkeypatch.delenv(pm.SIMULATE_ENV, raising=False)
+    assert not pm.current_simulation().active
+    plain = _direct("tg-small", texts, taxonomy=every)
+    assert set(plain) <= set(every)  # no paraphrase slips
+    assert _direct("tg-small", texts, temperature=1, seed=1, taxonomy=every) == plain
+    monkeypatch.setenv(pm.SIMULATE_ENV, "slips,sampling")
+    assert pm.current_simulation().names() == ["slips", "sampling"]
+    slipped = _direct("tg-small", texts, taxonomy=every)
+    assert any(a not in every for a in slipped)  # a slip is a paraphrase, not a label
+    hot = [_direct("tg-small", texts, temperature=1, seed=s, taxonomy=every) for s in (1, 2)]
     assert hot[0] != hot[1]
-    assert sum(a == b for a, b in zip(hot[0], runs[0])) >= len(texts) // 3  # sampling stays near the top answer
+    monkeypatch.setenv(pm.SIMULATE_ENV, "everything")
+    with pytest.raises(ValueError, match="unknown behaviour"):
+        pm.current_simulation()
 
 
 def test_prompt_content_matters(client):
@@ -187,7 +219,7 @@ def test_prompt_content_matters(client):
     desc = {l: (tax.get(l) or {}).get("description", "") for l in LABELS}
     names = [c for c in _answers(client, "tg-large", sample)]
     with_desc = [client.chat.completions.create(model="tg-large", temperature=0,
-                                                messages=pm.build_messages(pm.system_prompt(LABELS, desc), t))
+                                                messages=_msgs(t, (), desc, "long"))
                  .choices[0].message.content for t in sample["text"]]
     assert names != with_desc  # descriptions change answers
     shots = list(zip(*[TRAIN.groupby("category", sort=True).head(5)[c] for c in ("text", "category")]))
@@ -222,7 +254,7 @@ def test_cancel_and_restart_keep_state(tmp_path):
         msgs = [e.message for e in c.fine_tuning.jobs.list_events(job.id, limit=100)]
         assert any("provider restarted" in m for m in msgs)
         r = c.chat.completions.create(model=done.fine_tuned_model, temperature=0,
-                                      messages=pm.build_messages(SYSTEM, TEST["text"].iloc[0]))
+                                      messages=_msgs(TEST["text"].iloc[0]))
         assert r.choices[0].message.content in LABELS
     finally:
         p.stop()
@@ -253,23 +285,23 @@ def _expected_prompt_tokens(msgs) -> int:
 def test_few_shot_usage_is_exact_when_the_prefix_is_cached(client):
     texts = TEST["text"].head(4).tolist()
     for t in texts + texts[:1]:  # the first request fills the prefix caches, the others hit them
-        msgs = pm.build_messages(SYSTEM, t, SHOTS)
+        msgs = _msgs(t, SHOTS)
         r = client.chat.completions.create(model="tg-large", messages=msgs, temperature=0)
         assert r.usage.prompt_tokens == _expected_prompt_tokens(msgs)
-    named = pm.build_messages(SYSTEM, texts[0], SHOTS)
+    named = _msgs(texts[0], SHOTS)
     named[1] = {**named[1], "name": "agent_smith"}  # a name is billed and changes the prefix
     r = client.chat.completions.create(model="tg-small", messages=named, temperature=0)
     assert r.usage.prompt_tokens == _expected_prompt_tokens(named)
-    fewer = pm.build_messages(SYSTEM, texts[0], SHOTS[:-1])  # another prefix, another count
+    fewer = _msgs(texts[0], SHOTS[:-1])  # another prefix, another count
     r = client.chat.completions.create(model="tg-small", messages=fewer, temperature=0)
     assert r.usage.prompt_tokens == _expected_prompt_tokens(fewer)
 
 
 def test_cached_prompt_parse_matches_the_full_parse():
     cases = [
-        pm.build_messages(SYSTEM, "where is my card?", SHOTS),
-        pm.build_messages(SYSTEM, "a second ticket, same context", SHOTS),
-        pm.build_messages(SYSTEM, "json answers", [(t, json.dumps({"label": l})) for t, l in SHOTS[:5]]),
+        _msgs("where is my card?", SHOTS),
+        _msgs("a second ticket, same context", SHOTS),
+        _msgs("json answers", [(t, json.dumps({"label": l})) for t, l in SHOTS[:5]]),
         [{"role": "developer", "content": SYSTEM}, {"role": "user", "content": "a"},
          {"role": "tool", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "b"}]}],
         [{"role": "user", "content": "only a ticket"}],
@@ -287,7 +319,7 @@ def test_cached_prompt_parse_matches_the_full_parse():
     a, b = (pm.parse_prompt(m) for m in cases[:2])
     assert a.context_key == b.context_key and a.ticket != b.ticket
     # errors in the prefix are raised as before, cached or not
-    bad = pm.build_messages(SYSTEM, "t", SHOTS[:2])
+    bad = _msgs("t", SHOTS[:2])
     bad[2] = {"role": "robot", "content": "?"}
     for _ in range(2):
         with pytest.raises(pm.PromptError, match=r"messages\[2\]\.role 'robot'"):
@@ -359,15 +391,13 @@ def test_chat_body_errors_stay_openai_shaped(provider):
     assert body["usage"]["prompt_tokens"] == _expected_prompt_tokens(msgs)
 
 
-def test_example_order_changes_a_few_answers(client):
-    # recency bias: the same examples, reversed, change some answers of both base models but not most
+def test_example_order_matters_only_under_the_recency_switch(monkeypatch):
+    # the stand-ins weigh every in-context example alike; `recency` makes the nearest ones weigh more
+    texts = TEST["text"].tolist()
     for model in ("tg-small", "tg-large"):
-        answers = []
-        for shots in (SHOTS, SHOTS[::-1]):
-            reqs = [{"model": model, "temperature": 0, "messages": pm.build_messages(SYSTEM, t, shots)}
-                    for t in TEST["text"]]
-            res = complete_many(client, reqs, concurrency=4, max_retries=0)
-            assert all(r.ok for r in res)
-            answers.append([r.content for r in res])
-        agree = sum(a == b for a, b in zip(*answers)) / len(TEST)
+        monkeypatch.delenv(pm.SIMULATE_ENV, raising=False)
+        assert _direct(model, texts, SHOTS) == _direct(model, texts, SHOTS[::-1]), model
+        monkeypatch.setenv(pm.SIMULATE_ENV, "recency")
+        a, b = _direct(model, texts, SHOTS), _direct(model, texts, SHOTS[::-1])
+        agree = sum(x == y for x, y in zip(a, b)) / len(texts)
         assert 0.75 <= agree < 1.0, (model, agree)

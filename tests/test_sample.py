@@ -285,7 +285,7 @@ def test_pii_small(small):
 def test_full_sample(full):
     d, m = full
     landing = d / "landing"
-    assert m["source"]["rows_used"] == 13083
+    assert m["source"]["rows_used"] == 10003  # the training split only: the test split is the fresh sample
     recs = _records(landing)
     for name in (FILE_Q1, FILE_LEGACY, FILE_Q2, FILE_Q3):
         assert len(recs[name]) == m["files"][name]["rows"], name
@@ -307,3 +307,27 @@ def test_cli(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "l"), "--manifest", str(tmp_path / "m.json"), "--n", "300"]) == 0
     m = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert m["source"]["rows_used"] == 300 and "total rows" in capsys.readouterr().out
+
+
+def test_fresh_sample_is_banking77_test_and_never_lands(full, tmp_path):
+    from pipeline.data.sample.generator import load_banking77, write_fresh_sample
+
+    d, m = full
+    info = write_fresh_sample(tmp_path / "fresh.csv")
+    fresh = pd.read_csv(tmp_path / "fresh.csv", dtype=str, keep_default_na=False)
+    official = load_banking77("test")
+    assert info["rows"] == len(fresh) == len(official) == 3080 and fresh["label"].nunique() == 77
+    assert fresh["ticket_id"].is_unique and fresh["label"].tolist() == official["label"].tolist()
+    # the same kind of tickets: personal data at the landing files' rate, around the untouched request
+    changed = fresh["text"] != official["text"]
+    assert changed.sum() == info["rows_with_personal_data"] == round(0.15 * 3080)
+    assert all(o.strip() in f for o, f in zip(official["text"][changed], fresh["text"][changed]))
+    assert write_fresh_sample(tmp_path / "again.csv") and (tmp_path / "again.csv").read_bytes() == (
+        tmp_path / "fresh.csv").read_bytes()
+    assert m["source"]["split"] == "train"
+    # no landing text is a test-split request, unless the training split holds the same words too
+    norm = lambda s: " ".join(str(s).lower().split())  # noqa: E731
+    train_texts = {norm(t) for t in load_banking77("train")["text"]}
+    only_test = {norm(t) for t in official["text"]} - train_texts
+    landed = {norm(r["customer_text"]) for r in _tickets(d / "landing")}
+    assert len(only_test) > 3000 and not landed & only_test

@@ -10,6 +10,11 @@ Steps, all tables in and tables out:
      logistic regression) ranked by cleanlab's `find_label_issues`.
   5. `apply_policy`: flag or drop; unknown labels and dropped rows go to a rejected table with a reason.
 `check_labels` runs them all and returns the labelled table and a report.
+
+Label decisions on published tickets are frozen: given `frozen` (ticket id -> the label a published
+dataset version gave it), those tickets keep that label and are never rejected, whatever a later
+rename detection, conflict or label-issue decision says; a detected rename applies to new tickets
+only, and the report counts the published tickets whose decision would have changed.
 """
 from __future__ import annotations
 
@@ -311,7 +316,7 @@ def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = Fals
 # 5. policy
 # --------------------------------------------------------------------------------------------
 def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame,
-                 spec: LabelCheckSpec) -> tuple[pd.DataFrame, dict]:
+                 spec: LabelCheckSpec, keep_ids=frozenset()) -> tuple[pd.DataFrame, dict]:
     """Attach flags and apply the policy. Returns (kept, info).
 
     Rows without a label (unknown or missing) never go to training under either policy: they are
@@ -319,6 +324,7 @@ def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame
     row is kept with its flags. Under 'drop', label issues are removed, and inside an exact group with
     conflicting labels the rows outside a strict majority label are removed (a tie removes the group);
     conflicts between near-duplicates are only flagged (different intents can read alike).
+    Rows whose ticket id is in `keep_ids` (published tickets, whose label is frozen) are never rejected.
     kept + rejected always equals the input rows.
     """
     out = df.copy()
@@ -361,6 +367,8 @@ def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame
         reason[li] = "label_issue: suggested " + out.loc[li, "suggested_label"].astype(str)
         mi = reason.isna() & out["ticket_id"].isin(minority)
         reason[mi] = out.loc[mi, "ticket_id"].map(minority)
+    if keep_ids:
+        reason[out["ticket_id"].isin(keep_ids) & out["label"].notna()] = None
 
     rejected = out.loc[reason.notna(), ["ticket_id", "label_raw", "label"]].assign(reason=reason[reason.notna()])
     kept = out[reason.isna()].reset_index(drop=True)
@@ -380,7 +388,7 @@ def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame
 # all together
 # --------------------------------------------------------------------------------------------
 def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: TaxonomySpec,
-                 spec: LabelCheckSpec) -> tuple[pd.DataFrame, dict]:
+                 spec: LabelCheckSpec, frozen: pd.Series | None = None) -> tuple[pd.DataFrame, dict]:
     """Run every label check. Returns (labelled, report).
 
     labelled: ticket_id, label, label_status, label_issue, suggested_label, label_quality, conflict,
@@ -388,6 +396,8 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     report: JSON-safe figures (n_rows, variants, renames, conflicts, n_label_issues, issue_rate,
     rare_classes, class_counts, policy counts) plus report['rejected'], a DataFrame of the rows
     that were not kept, each with its reason.
+    frozen: ticket id -> label of tickets in a published version; they keep it (status 'frozen'), and
+    report['frozen_labels'] says how many would otherwise have been decided differently.
     """
     from pipeline.data.dedup import find_clusters
 
@@ -396,12 +406,23 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     normed, variants = normalize_labels(df, taxonomy)
     renames = detect_renames(normed, taxonomy, spec)
     normed = apply_renames(normed, renames)
+    frozen_info = {"n_published": 0, "n_decision_changed": 0}
+    keep_ids: frozenset = frozenset()
+    if frozen is not None and len(frozen):
+        fixed = normed["ticket_id"].map(frozen)
+        hit = fixed.notna()
+        # what the checks would decide today for a published ticket, before the frozen label wins
+        frozen_info = {"n_published": int(hit.sum()),
+                       "n_decision_changed": int((hit & (normed["label"].astype(object) != fixed)).sum())}
+        normed.loc[hit, "label"] = fixed[hit]
+        normed.loc[hit, "label_status"] = "frozen"
+        keep_ids = frozenset(normed.loc[hit, "ticket_id"])
     conflicts = operator_conflicts(normed, clusters)
 
     scored_in = normed.drop(columns=["cluster_id"], errors="ignore").merge(
         clusters[["ticket_id", "cluster_id"]], on="ticket_id", how="left")
     scores = label_issues(scored_in, spec, return_all=True)
-    kept, info = apply_policy(normed, scores, conflicts, spec)
+    kept, info = apply_policy(normed, scores, conflicts, spec, keep_ids)
 
     labelled = kept[["ticket_id", "label", "label_status", "label_issue", "suggested_label", "label_quality",
                      "conflict", "conflict_level", "label_raw"]]
@@ -421,6 +442,7 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
             "n_cross_operator": int(conflicts["cross_operator"].sum()) if len(conflicts) else 0,
             "n_rows": int(normed["ticket_id"].isin({t for ts in conflicts.get("ticket_ids", []) for t in ts}).sum()),
         },
+        "frozen_labels": frozen_info,
         "n_scored": int(len(scores)),
         "n_label_issues": n_issues,
         "issue_rate": round(n_issues / max(1, len(scores)), 4),

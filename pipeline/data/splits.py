@@ -15,6 +15,12 @@
 
 The blocking check `cross_split_pairs` verifies the result: zero near-duplicate pairs between test
 and train or val.
+
+Frozen means frozen across refreshes (`pin_published`): a ticket published in any earlier version is
+split again whatever dedup now says about it, so it keeps its split even when a new, earlier-dated copy
+became its cluster's representative. Such a copy is a duplicate of a pinned ticket: it is not split, and
+its lineage points at the pinned ticket's split. Label decisions on published tickets are frozen the same
+way (`pipeline.data.labels.check_labels(frozen=...)`).
 """
 from __future__ import annotations
 
@@ -62,6 +68,34 @@ def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.
     first = pd.DataFrame({"comp": comp, "t": templates}).groupby("comp")["t"].min()
     keys = first.map(lambda t: "g_" + hashlib.sha1(t.encode()).hexdigest()[:12])
     return pd.Series(keys.loc[comp].to_numpy(), index=df.index)
+
+
+def pin_published(labelled: pd.DataFrame, published_ids) -> pd.DataFrame:
+    """Which labelled rows are split, and which ticket stands for each cluster in the lineage.
+
+    Input: the labelled members (ticket_id, cluster_id, representative_id, is_representative, label).
+    Adds `split_row` (this row goes into the split) and `split_representative_id` (the ticket whose
+    split the row follows). A cluster with a published member is pinned: its published members are
+    split (each keeps its split in `assign_splits`) and every other member, the dedup representative
+    included, follows the earliest published member by ticket id. Other clusters are split through
+    their dedup representative, as before."""
+    out = labelled.copy()
+    published = out["ticket_id"].isin(set(published_ids))
+    pinned_rep = (out.loc[published].sort_values("ticket_id").groupby("cluster_id")["ticket_id"].first())
+    pinned = out["cluster_id"].isin(pinned_rep.index)
+    out["split_representative_id"] = out["cluster_id"].map(pinned_rep).where(pinned, out["representative_id"])
+    out.loc[published, "split_representative_id"] = out.loc[published, "ticket_id"]
+    out["split_row"] = out["label"].notna() & (published | (~pinned & out["is_representative"].astype(bool)))
+    return out
+
+
+def pinning_stats(pinned: pd.DataFrame) -> dict:
+    """Counts for the metadata: published tickets split although dedup no longer picks them, and dedup
+    representatives that follow a published ticket instead of being split."""
+    rep = pinned["is_representative"].astype(bool)
+    follows = pinned["split_representative_id"] != pinned["ticket_id"]
+    return {"published_kept_as_non_representative": int((pinned["split_row"] & ~rep).sum()),
+            "representatives_following_published": int((rep & follows).sum())}
 
 
 def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec) -> SplitResult:

@@ -153,7 +153,7 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
         columns={"ticket_id": "representative_id"})
     members = members.merge(rep_of, on="cluster_id", how="left", validate="many_to_one")
     labelled, report = check_labels(members, members[["ticket_id", "cluster_id", "exact_group"]], cfg.taxonomy,
-                                    cfg.label_checks)
+                                    cfg.label_checks, frozen=published_labels(cfg))
     rejected = report.pop("rejected", None)
     context = members[["ticket_id", "created_at", "channel", "text", "operator_id", "source_file", "cluster_id",
                        "exact_group", "representative_id", "is_representative", "dup_kind"]]
@@ -172,15 +172,20 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
 # -- dataset_splits --------------------------------------------------------------------------------
 def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version: str | None = None,
                         run_id: str | None = None) -> StepOutput:
-    from pipeline.data.splits import assign_splits, cross_split_pairs
+    from pipeline.data.splits import assign_splits, cross_split_pairs, pin_published, pinning_stats
 
     catalog = Catalog(cfg.catalog_path)
     labelled = _read(cfg, storage.CLEAN_ZONE, "labelled_tickets", labelled_version, "tickets")
-    eligible = labelled[labelled["label"].notna() & labelled["is_representative"]].reset_index(drop=True)
+    previous = catalog.split_assignments()
+    # published tickets are split again even when a new, earlier copy took over their cluster
+    labelled = pin_published(labelled, previous["ticket_id"])
+    eligible = labelled[labelled["split_row"]].drop(columns=["split_row", "split_representative_id"]
+                                                    ).reset_index(drop=True)
     if eligible.empty:
         raise ValueError(f"no labelled ticket is left to split ({len(labelled)} labelled rows, none with a taxonomy "
                          "label): check the quarantine and the label report of this run")
-    result = assign_splits(eligible, catalog.split_assignments(), cfg.splits, cfg.dedup)
+    result = assign_splits(eligible, previous, cfg.splits, cfg.dedup)
+    result.stats.update(pinning_stats(labelled))
     tables = result.tables
     leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
     version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.data_hash()}")
@@ -189,7 +194,8 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks)}
     # per-ticket lineage: every member of a cluster maps to the split of its representative
     split_of = pd.concat([tables[s][["ticket_id"]].assign(split=s) for s in tables])
-    members = labelled[["ticket_id", "representative_id", "cluster_id", "source_file"]]
+    members = labelled[["ticket_id", "split_representative_id", "cluster_id", "source_file"]].rename(
+        columns={"split_representative_id": "representative_id"})
     lineage = members.merge(split_of.rename(columns={"ticket_id": "representative_id"}),
                             on="representative_id", how="left")
     lineage["split"] = lineage["split"].fillna("excluded")
@@ -208,6 +214,19 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
                             code_version=CODE_VERSION, config_hash=cfg.data_hash(), meta=meta)
     meta["leak_pairs_preview"] = leaks.head(20).to_dict("records")
     return StepOutput("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())), meta)
+
+
+def published_labels(cfg: TunegateConfig) -> pd.Series:
+    """Ticket id -> label of every ticket in the latest published dataset version (empty before the first).
+
+    Every published ticket stays in every later version, so the latest one holds all of them."""
+    try:
+        version = Catalog(cfg.catalog_path).dataset_version("latest")["version"]
+    except LookupError:
+        return pd.Series(dtype=object)
+    parts = [read_split(cfg, version, s)[["ticket_id", "label"]] for s in ("train", "val", "test", "held_out")]
+    both = pd.concat(parts, ignore_index=True)
+    return both.set_index("ticket_id")["label"]
 
 
 def read_split(cfg: TunegateConfig, version: str, split: str) -> pd.DataFrame:

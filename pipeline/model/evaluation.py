@@ -162,6 +162,26 @@ def select_few_shot(train: pd.DataFrame, labels: Sequence[str], k: int, max_tota
     return [picked[i] for i in order][:max_total]
 
 
+def few_shot_usage(examples: list[tuple[str, str]], labels: Sequence[str], k: int, max_total: int) -> dict:
+    """Examples per label actually used against the configured `few_shot_k`, and why they differ.
+
+    They differ when k x labels exceeds `few_shot_max` (k shrinks to fit) or when a label has fewer
+    training rows than k."""
+    per_label = pd.Series([lab for _, lab in examples], dtype=object).value_counts()
+    used = int(per_label.max()) if len(per_label) else 0
+    used_min = int(per_label.reindex(list(labels), fill_value=0).min()) if len(labels) else 0
+    reasons = []
+    if k * len(labels) > max_total:
+        reasons.append(f"{k} per label x {len(labels)} labels exceeds evaluation.few_shot_max={max_total}: "
+                       f"at most {max(1, max_total // max(1, len(labels)))} per label fit")
+    if used_min < min(k, used):
+        short = [lab for lab in labels if per_label.get(lab, 0) < min(k, used)]
+        reasons.append(f"{len(short)} label(s) have fewer training rows than that (e.g. {', '.join(short[:3])})")
+    return {"configured_per_label": k, "used_per_label": used, "used_per_label_min": used_min,
+            "examples_total": len(examples), "cap": max_total, "labels": len(labels),
+            "differs": used != k or used_min != k, "reason": "; ".join(reasons)}
+
+
 def shuffled(examples: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
     order = np.random.default_rng(seed).permutation(len(examples))
     return [examples[i] for i in order]
@@ -449,13 +469,19 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                    dataset_version: str, *, structured: bool | str | None = None, text_col: str = "text",
                    label_col: str = "label", id_col: str = "ticket_id", log=None,
                    routes: dict[str, Route] | None = None, partial_dir: str | os.PathLike | None = None,
-                   settings_extra: dict | None = None) -> EvaluationResult:
+                   settings_extra: dict | None = None, provenance: dict | None = None,
+                   extra_runs: bool = True) -> EvaluationResult:
     """Score every candidate on the same (optionally sampled) frozen test rows.
 
     `client` serves every candidate unless `routes` maps a candidate name to its own `Route`.
     `structured` (default: `evaluation.structured`): "off" free text, "on" a json_schema response
     format, "auto" the first of json_schema, json_object, text that the server accepts. With
-    `partial_dir`, answers are kept there and a later run asks only for what is missing."""
+    `partial_dir`, answers are kept there and a later run asks only for what is missing.
+    `provenance` (`pipeline.model.provenance.describe`) marks the embedded stand-ins: their format
+    validity, stability and order sensitivity are not applicable, so those runs are skipped and the
+    figures are None with a reason. `extra_runs=False` skips the stability and order runs for everyone."""
+    from pipeline.model.provenance import not_applicable_for
+
     if not candidates:
         raise ValueError("no candidates to evaluate")
     ev = config.evaluation
@@ -519,10 +545,13 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
         if failed:
             say(f"{cand.name}: {failed} of {len(rows)} requests failed after retries: incomplete, left out of "
                 "the ranking; the next run asks only for the missing rows")
+        na = not_applicable_for(cand.name, provenance)
+        if na:
+            info.update({"not_applicable": na, **{k: None for k in na}})
         extras[cand.name] = info
         if mode is None:
             continue
-        if ev.repeats > 1:  # same prompts at temperature > 0: how often does the answer stay put?
+        if ev.repeats > 1 and extra_runs and "stability" not in na:  # does the answer stay put at temperature > 0?
             agree = []
             for r in range(1, ev.repeats):
                 again_raw, _ = _answers(route, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
@@ -531,7 +560,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
             extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
                                               "agreement": float(np.mean(agree))}
-        if cand.approach == "few_shot" and ex and len(ex) > 1:  # same examples, another order
+        if cand.approach == "few_shot" and ex and len(ex) > 1 and extra_runs and "order_sensitivity" not in na:
+            # same examples, another order
             other_raw, _ = _answers(route, _requests(cand, texts, taxonomy, shuffled(ex, ev.seed + 1000), 0.0,
                                                      ev.seed, mode), row_ids, store, dataset_version)
             other = _parse(other_raw, labels)
@@ -558,6 +588,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                                  **{k: e["load"].get(k) for k in ("concurrency_start", "concurrency_peak",
                                                                   "concurrency_final", "backoffs")}}
                              for n, e in extras.items()},
+                "few_shot": few_shot_usage(examples, labels, ev.few_shot_k, ev.few_shot_max),
+                "provenance": provenance,
                 **(settings_extra or {})}
     return score_candidates(config, candidates, row_ids, y_true, scored, extras, dataset_version, settings)
 

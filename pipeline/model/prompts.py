@@ -10,6 +10,12 @@ One place defines what a model sees and how its answer is read back:
 Few-shot prompts insert user/assistant pairs between the system message and the ticket.
 `parse_answer` reads a reply back into a label and says whether the reply was strictly valid
 (exactly a known label, plain or as `{"label": ...}`) or only recovered leniently.
+
+The reading side of the same protocol, used by the embedded provider (`pipeline.provider.models`) to
+understand a request and by its tests: `read_system_prompt` takes the label lines back out of a
+system message (only lines that start with `- ` are labels; a label is the text up to the first `:`,
+so labels contain no colon), and `answer_label` reads the label of an assistant turn (a few-shot
+example or a training line), bare or as `{"label": ...}`.
 """
 from __future__ import annotations
 
@@ -86,10 +92,13 @@ def assistant_message(label: str) -> dict:
     return {"role": "assistant", "content": str(label)}
 
 
-def few_shot_messages(examples: pd.DataFrame | None) -> list[dict]:
-    """User/assistant pairs, in row order, from a frame with `text` and `label` columns."""
+def few_shot_messages(examples: pd.DataFrame | Iterable[tuple[str, str]] | None) -> list[dict]:
+    """User/assistant pairs, in row order, from a frame with `text` and `label` columns (or from
+    (text, label) pairs)."""
     if examples is None or len(examples) == 0:
         return []
+    if not isinstance(examples, pd.DataFrame):
+        examples = pd.DataFrame(list(examples), columns=["text", "label"])
     missing = {"text", "label"} - set(examples.columns)
     if missing:
         raise ValueError(f"few-shot examples need columns text and label; missing {sorted(missing)}")
@@ -101,7 +110,7 @@ def few_shot_messages(examples: pd.DataFrame | None) -> list[dict]:
 
 
 def build_messages(taxonomy: Any, text: str, style: Style = "long",
-                   examples: pd.DataFrame | None = None) -> list[dict]:
+                   examples: pd.DataFrame | Iterable[tuple[str, str]] | None = None) -> list[dict]:
     """System message, optional few-shot pairs, then the ticket as the user message."""
     return [{"role": "system", "content": system_prompt(taxonomy, style)},
             *few_shot_messages(examples), user_message(text)]
@@ -172,6 +181,45 @@ def parse_answer(content: str | None, labels: set[str] | Iterable[str]) -> tuple
     if len(found) == 1:
         return found.pop(), False
     return None, False
+
+
+# ------------------------------------------------------------------------ the reading side
+_LABEL_LINE = re.compile(r"^\s*[-*]\s+(?P<label>[^:\n]+?)\s*(?::\s*(?P<desc>.*?))?\s*$")
+
+
+def read_system_prompt(system_text: str) -> tuple[list[str], dict[str, str]]:
+    """(labels in order, label -> description) from a system message written by `system_prompt`
+    (or by hand in the same shape). A bullet of more than six words is a sentence, not a label."""
+    labels: list[str] = []
+    descriptions: dict[str, str] = {}
+    for line in system_text.splitlines():
+        m = _LABEL_LINE.match(line)
+        if not m:
+            continue
+        label = m.group("label").strip()
+        if not label or " " in label and len(label.split()) > 6:
+            continue
+        if label not in descriptions:
+            labels.append(label)
+            descriptions[label] = (m.group("desc") or "").strip()
+    return labels, descriptions
+
+
+def answer_label(content: str | None) -> str:
+    """The label of an assistant turn: the bare text, or the value of a JSON `{"label": ...}` (or of a
+    JSON object's only field)."""
+    text = (content or "").strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(obj, dict):
+            if "label" in obj:
+                return str(obj["label"]).strip()
+            if len(obj) == 1:
+                return str(next(iter(obj.values()))).strip()
+    return text
 
 
 def __getattr__(name: str) -> Any:

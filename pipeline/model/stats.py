@@ -4,6 +4,11 @@
 - `paired_bootstrap_diff`: bootstrap of the accuracy difference between two candidates scored on the
   same rows (resampling rows, so the pairing is kept).
 - `mcnemar`: exact McNemar test (binomial on the discordant pairs) for two paired candidates.
+- `independent_bootstrap_diff`: accuracy of one candidate on two different row sets (the frozen test
+  set and a fresh sample, or two months), each resampled on its own.
+
+Every interval here covers sampling noise only: not a shift between the test set and production, not
+a leak, not a change of the model.
 
 Written with numpy/scipy rather than statsmodels (not a dependency). The bootstrap draws all resample
 indices at once and computes macro-F1 from per-class counts with `bincount`, so 1,000 resamples of a
@@ -124,6 +129,25 @@ def paired_bootstrap_diff(correct_a: Sequence[bool], correct_b: Sequence[bool], 
     low, high = _percentile_interval(samples, confidence)
     p = min(1.0, 2 * min(float((samples <= 0).mean()), float((samples >= 0).mean())))
     return {"diff": float(d.mean()), "low": low, "high": high, "p_value": p,
+            "n_resamples": int(n_resamples), "confidence": confidence}
+
+
+def independent_bootstrap_diff(correct_a: Sequence[bool], correct_b: Sequence[bool], n_resamples: int = 1000,
+                               seed: int = 0, confidence: float = 0.95) -> dict:
+    """Accuracy on rows A minus accuracy on other rows B, with a bootstrap interval that resamples A and
+    B independently (they are different tickets, so there is no pairing to keep)."""
+    a = np.asarray(correct_a, dtype=np.float64)
+    b = np.asarray(correct_b, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("independent_bootstrap_diff needs two non-empty arrays")
+    rng = np.random.default_rng(seed)
+    samples = np.empty(n_resamples)
+    for s in range(0, n_resamples, 200):
+        k = min(200, n_resamples - s)
+        samples[s:s + k] = (a[rng.integers(0, a.size, size=(k, a.size))].mean(axis=1)
+                            - b[rng.integers(0, b.size, size=(k, b.size))].mean(axis=1))
+    low, high = _percentile_interval(samples, confidence)
+    return {"diff": float(a.mean() - b.mean()), "low": low, "high": high, "n_a": int(a.size), "n_b": int(b.size),
             "n_resamples": int(n_resamples), "confidence": confidence}
 
 

@@ -73,6 +73,40 @@ class _Endpoints:
         return {eid: v[3].to_dict() for eid, v in self._seen.items()}
 
 
+def evaluation_routes(cfg: TunegateConfig, candidates, eps: "_Endpoints | None" = None) -> tuple[dict, dict]:
+    """(candidate name -> Route, provenance): each candidate's endpoint, probed, its model checked against the
+    endpoint's models list. A fine-tuned model is evaluated where it was trained and is served."""
+    from pipeline.model.evaluation import Route
+
+    eps = eps or _Endpoints(cfg)
+    routes = {}
+    for cand in candidates:
+        spec = cfg.finetune_endpoint if cand.approach == "fine_tuned" else cfg.model_endpoint(cand.base_model)
+        client, endpoint_id, _, pr = eps.get(spec)
+        pr.check_models([cand.model], cand.name)
+        routes[cand.name] = Route(client, spec, endpoint_id, pr.context_tokens.get(cand.model))
+    return routes, _provenance(candidates, routes)
+
+
+def _provenance(candidates, routes) -> dict:
+    """`provenance.describe` per endpoint the candidates use, merged: which models are the embedded stand-ins."""
+    from pipeline.model.provenance import describe_with_switch
+
+    merged: dict = {}
+    for endpoint in dict.fromkeys(routes[c.name].endpoint for c in candidates):
+        group = [c for c in candidates if routes[c.name].endpoint == endpoint]
+        facts = describe_with_switch(routes[group[0].name].client, endpoint, group)
+        if not merged:
+            merged = facts
+            continue
+        merged["models"].update(facts["models"])
+        merged["stand_in_candidates"] += facts["stand_in_candidates"]
+        merged["endpoint"] = f'{merged["endpoint"]}; {facts["endpoint"]}'
+        merged["embedded"] = merged["embedded"] and facts["embedded"]
+        merged["note"] = " ".join(x for x in (merged["note"], facts["note"]) if x)
+    return merged
+
+
 def _no_finetuning_line(url: str, detail: str) -> str:
     return (f"no fine-tuning API at {url}: evaluating prompt candidates only; set finetune.endpoint to "
             f"fine-tune elsewhere ({detail})")
@@ -165,28 +199,26 @@ def step_finetune_job(cfg: TunegateConfig, dataset_version: str, files_ref: dict
 # -- holdout_evaluation ----------------------------------------------------------------------------
 def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: dict, run_id: str | None = None,
                             log=print) -> StepOutput:
-    from pipeline.model.evaluation import Route, candidates_from_config, record, run_evaluation
+    from pipeline.model.evaluation import candidates_from_config, record, run_evaluation
 
     test = read_split(cfg, dataset_version, "test")
     train = read_split(cfg, dataset_version, "train")
+    from pipeline.model.fresh import estimate_checks
+
     fine_tuned = {base: j["fine_tuned_model"] for base, j in job_ref["meta"]["jobs"].items()}
     candidates = candidates_from_config(cfg, fine_tuned)
     eps = _Endpoints(cfg)
-    routes = {}
-    for cand in candidates:  # a fine-tuned model is evaluated where it was trained and is served
-        spec = cfg.finetune_endpoint if cand.approach == "fine_tuned" else cfg.model_endpoint(cand.base_model)
-        client, endpoint_id, _, pr = eps.get(spec)
-        pr.check_models([cand.model], cand.name)
-        routes[cand.name] = Route(client, spec, endpoint_id, pr.context_tokens.get(cand.model))
+    routes, provenance = evaluation_routes(cfg, candidates, eps)
     partial = cfg.warehouse_path / storage.CLEAN_ZONE / "holdout_evaluation" / ".partial"
     skipped = job_ref["meta"].get("finetune_skipped")
     result = run_evaluation(None, test, train, cfg, candidates, dataset_version, log=log, routes=routes,
-                            partial_dir=partial,
+                            partial_dir=partial, provenance=provenance,
                             settings_extra={"finetune_skipped": skipped, "probes": eps.probes()})
     if result.best is None:  # nothing complete to rank: the answers received wait in the partial store
         samples = {n: (m.get("errors_sample") or [None])[0] for n, m in result.metrics.items()}
         raise RuntimeError(f"no candidate answered every row ({samples}); the answers received are kept and "
                            "the next run asks only for the missing rows")
+    result.settings.update(estimate_checks(cfg, None, result, test, train, candidates, provenance, log, routes=routes))
     summary = result.to_dict()
     version = storage.content_hash({"predictions": result.predictions[["ticket_id", "candidate", "predicted"]].astype(str)},
                                    extra=json.dumps(fine_tuned, sort_keys=True) + cfg.hash())
@@ -195,9 +227,13 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     (folder / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     record(Catalog(cfg.catalog_path), result, cfg.hash(), report_path=None)
     parents = [("dataset_splits", dataset_version)] + [("model", j["fine_tuned_model"]) for j in job_ref["meta"]["jobs"].values()]
+    fresh = result.settings.get("fresh_sample") or {}
     meta = {"rows": result.n_rows, "best": result.best, "runner_up": result.runner_up,
             "best_vs_runner_up": result.best_vs_runner_up,
             "incomplete": result.settings.get("incomplete"), "finetune_skipped": skipped,
+            "endpoint": provenance["endpoint"],
+            "stand_in_candidates": provenance["stand_in_candidates"], "endpoint_note": provenance["note"],
+            "fresh_gap": {n: [c["gap"], c["gap_ci"]] for n, c in (fresh.get("candidates") or {}).items()},
             "candidates": {n: {k: m.get(k) for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "format_validity",
                                                     "latency_p50_s", "latency_p95_s", "price_per_1000", "complete",
                                                     "failed_rows", "retries", "structured_mode", "few_shot_examples",

@@ -3,17 +3,15 @@
 They read the prompt the way a chat model would, so prompt content changes answers: label names and
 descriptions in the system message, few-shot pairs in the conversation, and the ticket last.
 
-Prompt protocol (the evaluation code writes prompts exactly this way)
---------------------------------------------------------------------
-* system message: free text plus the allowed labels, one per line, written as ``- <label>`` or
-  ``- <label>: <description>``. Only lines that start with ``- `` are read as labels; a label is the
-  text up to the first ``:`` (labels therefore contain no colon).
-* optional few-shot examples: earlier ``user`` / ``assistant`` message pairs; the user message is a
-  ticket text, the assistant message is its label, either bare or as ``{"label": "<label>"}``.
-* the last ``user`` message is the ticket to classify.
-* the answer is the bare label, or ``{"label": "<label>"}`` when the request's ``response_format``
-  is ``json_object`` or ``json_schema`` (with a ``json_schema`` whose only string property has another
-  name, that name is used as the key; an ``enum`` on it further restricts the label space).
+Prompt protocol
+---------------
+One module, `pipeline.model.prompts`, writes prompts and reads answers for the whole product; this
+module reads requests with the same module (`read_system_prompt` for the label lines of the system
+message, `answer_label` for assistant turns), so the provider and the evaluation cannot drift apart.
+The last ``user`` message is the ticket to classify; earlier ``user`` / ``assistant`` pairs are few-shot
+examples. The answer is the bare label, or ``{"label": "<label>"}`` when the request's
+``response_format`` is ``json_object`` or ``json_schema`` (with a ``json_schema`` whose only string
+property has another name, that name is used as the key; an ``enum`` on it restricts the label space).
 
 Base models
 -----------
@@ -24,13 +22,18 @@ Base models
   descriptions weighted; with few-shot examples it fits a regularised logistic regression over the
   in-context examples and the label texts (its "in-context learning").
 
-In both, an in-context example weighs more the nearer it is to the ticket (up to 20% more for the last
-one), like a chat model's recency bias, so the order of the examples matters a little.
+What these models are: lexical stand-ins (TF-IDF similarity, logistic regression), deterministic.
+They always answer a label from the prompt, give the same answer at any temperature, and ignore the
+order of few-shot examples. Figures that only a real chat model can produce (format validity,
+stability under sampling, order sensitivity) therefore mean nothing for them, and the report shows
+them as not applicable rather than measuring a constant.
 
-Both are deterministic at temperature 0; at temperature > 0 they sample among the top candidates
-(seeded by ``seed`` when given). When unsure (a low, narrow top score) a base model occasionally
-answers a paraphrase of the label (``card arrival`` for ``card_arrival``), deterministically per
-ticket: a realistic, rare format error.
+Test switch (off by default): `TUNEGATE_PROVIDER_SIMULATE` set to a comma-separated list of
+``slips`` (when unsure, answer a paraphrase of the label at a fixed rate: 6% tg-small, 4% tg-large,
+2% fine-tuned), ``recency`` (in-context examples nearer the ticket weigh up to 20% more) and
+``sampling`` (at temperature > 0, sample among the top three), or ``all``. It exists only so tests can
+check that the evaluation measures these behaviours when a model has them; nothing in the product
+sets it, and the report says when it was on.
 
 Fine-tuning (`FineTunedClassifier`) trains a linear model (TF-IDF features + SGD logistic regression,
 one pass over the data per epoch) on the user -> assistant pairs of a chat-format JSONL file; it
@@ -40,9 +43,11 @@ answers from its own label set (restricted to the prompt's labels when those ove
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -54,7 +59,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.preprocessing import normalize
+
 from pipeline.config import DATA_DIR
+from pipeline.model import prompts as protocol
 
 BASE_MODELS = ("tg-small", "tg-large")
 NO_LABELS_ANSWER = "I can't choose a category: the prompt lists no labels."
@@ -62,6 +69,46 @@ NO_LABELS_ANSWER = "I can't choose a category: the prompt lists no labels."
 
 class PromptError(ValueError):
     """A request whose messages cannot be read as a classification prompt."""
+
+
+# ------------------------------------------------------------------------------- test switch
+SIMULATE_ENV = "TUNEGATE_PROVIDER_SIMULATE"
+SIMULATIONS = ("slips", "recency", "sampling")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Behaviour injected on purpose, for tests of the evaluation's figures only. All off by default."""
+    slips: bool = False
+    recency: bool = False
+    sampling: bool = False
+
+    @classmethod
+    def parse(cls, value: str | None) -> "Simulation":
+        parts = {p.strip().lower() for p in (value or "").split(",") if p.strip()}
+        if "all" in parts:
+            parts = set(SIMULATIONS)
+        unknown = sorted(parts - set(SIMULATIONS))
+        if unknown:
+            raise ValueError(f"{SIMULATE_ENV}: unknown behaviour(s) {unknown}; use {', '.join(SIMULATIONS)} or all")
+        return cls(**{p: True for p in parts})
+
+    @property
+    def active(self) -> bool:
+        return self.slips or self.recency or self.sampling
+
+    def names(self) -> list[str]:
+        return [n for n in SIMULATIONS if getattr(self, n)]
+
+
+@functools.lru_cache(maxsize=8)
+def _simulation_for(value: str) -> Simulation:
+    return Simulation.parse(value)
+
+
+def current_simulation() -> Simulation:
+    """The test switch as set in this process's environment (off unless `TUNEGATE_PROVIDER_SIMULATE` is set)."""
+    return _simulation_for(os.environ.get(SIMULATE_ENV, ""))
 
 
 # ----------------------------------------------------------------------------------------- prompt
@@ -74,9 +121,6 @@ class Prompt:
     context_key: str  # hash of everything but the ticket: the cache key for precomputed state
 
 
-_LABEL_LINE = re.compile(r"^\s*[-*]\s+(?P<label>[^:\n]+?)\s*(?::\s*(?P<desc>.*?))?\s*$")
-
-
 def _content_text(content: Any) -> str:
     if content is None:
         return ""
@@ -85,22 +129,6 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
         return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return str(content)
-
-
-def parse_label_answer(text: str) -> str:
-    """The label in an assistant answer: bare, or JSON ``{"label": ...}``."""
-    text = (text or "").strip()
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return text
-        if isinstance(obj, dict):
-            if "label" in obj:
-                return str(obj["label"]).strip()
-            if len(obj) == 1:
-                return str(next(iter(obj.values()))).strip()
-    return text
 
 
 _LABELS_CACHE = None
@@ -116,19 +144,7 @@ def parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _parse_labels(system_text: str) -> tuple[list[str], dict[str, str]]:
-    labels: list[str] = []
-    descriptions: dict[str, str] = {}
-    for line in system_text.splitlines():
-        m = _LABEL_LINE.match(line)
-        if not m:
-            continue
-        label = m.group("label").strip()
-        if not label or " " in label and len(label.split()) > 6:  # a bullet sentence, not a label
-            continue
-        if label not in descriptions:
-            labels.append(label)
-            descriptions[label] = (m.group("desc") or "").strip()
-    return labels, descriptions
+    return protocol.read_system_prompt(system_text)
 
 
 class PrefixKey:
@@ -200,7 +216,7 @@ def _context(system_parts: list[str], history: list[tuple[str, str]]) -> _Contex
     j = 0
     while j + 1 < len(history):
         if history[j][0] == "user" and history[j + 1][0] == "assistant":
-            examples.append((history[j][1], parse_label_answer(history[j + 1][1])))
+            examples.append((history[j][1], protocol.answer_label(history[j + 1][1])))
             j += 2
         else:
             j += 1
@@ -340,18 +356,15 @@ def _example_label_matrix(ex_labels: list[str], labels: list[str]) -> sparse.csr
     return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ex_labels), len(labels)))
 
 
-RECENCY_BIAS = 0.2
+RECENCY_BIAS = 0.2  # only with the test switch `recency`
 
 
-def recency_weights(n: int) -> np.ndarray:
-    """Weights of n in-context examples by position, 1.0 for the first to 1 + RECENCY_BIAS for the last.
-
-    Chat models lean towards the examples nearest the question (recency bias), so the same examples in
-    another order give some different answers; the weights give the local models that property, which
-    the evaluation's few-shot order-sensitivity figure measures."""
-    if n <= 1:
+def recency_weights(n: int, bias: float = 0.0) -> np.ndarray:
+    """Weights of n in-context examples by position: all 1.0, or (test switch `recency`) from 1.0 for
+    the first to 1 + bias for the last, the way a chat model leans towards the nearest examples."""
+    if n <= 1 or not bias:
         return np.ones(n)
-    return 1.0 + RECENCY_BIAS * np.arange(n) / (n - 1)
+    return 1.0 + bias * np.arange(n) / (n - 1)
 
 
 def _max_per_label(sims: np.ndarray, ex_cols: np.ndarray, n_labels: int) -> np.ndarray:
@@ -363,7 +376,8 @@ def _max_per_label(sims: np.ndarray, ex_cols: np.ndarray, n_labels: int) -> np.n
 class _SmallScorer(_Scorer):
     """Character n-gram TF-IDF: ticket vs label text, plus nearest in-context example per label."""
 
-    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]]):
+    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]],
+                 recency_bias: float = 0.0):
         self.labels = labels
         docs = [_clean(label_text(l) + " " + descriptions.get(l, "")) for l in labels]
         ex_texts = [_clean(t) for t, _ in examples]
@@ -373,7 +387,7 @@ class _SmallScorer(_Scorer):
         idx = {l: i for i, l in enumerate(labels)}
         self.ex_cols = np.array([idx[l] for _, l in examples], dtype=int)
         self.E = self.vec.transform(ex_texts) if ex_texts else None
-        self.ex_w = recency_weights(len(examples))
+        self.ex_w = recency_weights(len(examples), recency_bias)
         self._one = _fast_tfidf(self.vec)
 
     def scores(self, ticket: str) -> np.ndarray:
@@ -391,7 +405,8 @@ class _LargeScorer(_Scorer):
     desc_weight = 1.0
     char_weight = 1.5
 
-    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]]):
+    def __init__(self, labels: list[str], descriptions: dict[str, str], examples: list[tuple[str, str]],
+                 recency_bias: float = 0.0):
         self.labels = labels
         names = [_clean(label_text(l)) for l in labels]
         descs = [_clean(descriptions.get(l, "")) for l in labels]
@@ -407,7 +422,7 @@ class _LargeScorer(_Scorer):
             # in-context learning: a regularised logistic regression over the examples and label texts
             train_x = ex_texts + names + [f"{n} {d}" for n, d in zip(names, descs) if d]
             train_y = [l for _, l in examples] + labels + [l for l, d in zip(labels, descs) if d]
-            weights = np.concatenate([recency_weights(len(examples)), np.ones(len(train_y) - len(examples))])
+            weights = np.concatenate([recency_weights(len(examples), recency_bias), np.ones(len(train_y) - len(examples))])
             self.lr = LogisticRegression(C=10.0, max_iter=300).fit(self._feats(train_x), train_y,
                                                                    sample_weight=weights)
             self.lr_cols = np.array([list(self.lr.classes_).index(l) for l in labels])
@@ -447,11 +462,15 @@ def _stable_unit(*parts: Any) -> float:
 
 
 def _choose(labels: list[str], scores: np.ndarray, *, temperature: float, seed: int | None, ticket: str,
-            model: str, slip_rate: float, sharpness: float, allow_slip: bool = True) -> Decision:
+            model: str, slip_rate: float, sharpness: float, allow_slip: bool = True,
+            simulation: Simulation | None = None) -> Decision:
+    """The top-scoring label. Sampling at temperature > 0 and paraphrase slips happen only under the
+    test switch (`Simulation`); by default the answer is the argmax at every temperature."""
+    sim = simulation or current_simulation()
     order = np.argsort(-scores, kind="stable")
     top = [(labels[i], float(scores[i])) for i in order[:5]]
     pick = int(order[0])
-    if temperature and temperature > 0 and len(order) > 1:
+    if sim.sampling and temperature and temperature > 0 and len(order) > 1:
         k = min(3, len(order))
         cand = order[:k]
         z = (scores[cand] - scores[cand[0]]) * sharpness / max(temperature, 1e-3)
@@ -461,9 +480,9 @@ def _choose(labels: list[str], scores: np.ndarray, *, temperature: float, seed: 
                                     int.from_bytes(hashlib.sha1(f"{seed}\x1f{ticket}".encode()).digest()[:8], "big"))
         pick = int(cand[rng.choice(k, p=p)])
     label = labels[pick]
-    # a rare, deterministic slip: when unsure, answer a paraphrase of the label instead of the label
+    # test switch `slips`: when unsure, answer a paraphrase of the label instead of the label
     margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
-    if allow_slip and slip_rate > 0 and margin < 0.02 and _stable_unit(model, ticket) < slip_rate:
+    if sim.slips and allow_slip and slip_rate > 0 and margin < 0.02 and _stable_unit(model, ticket) < slip_rate:
         return Decision(label_text(label), False, top)
     return Decision(label, True, top)
 
@@ -476,16 +495,17 @@ class BaseModelRunner:
             raise KeyError(name)
         self.name = name
         self._cache = _LRU(cache_size)
-        self.slip_rate = 0.06 if name == "tg-small" else 0.04
+        self.slip_rate = 0.06 if name == "tg-small" else 0.04  # only with the test switch `slips`
         self.sharpness = 25.0
 
     def scorer(self, prompt: Prompt, allowed: Sequence[str] | None = None) -> _Scorer | None:
         # the label space and the examples depend on the context and `allowed` only: looked up first,
         # derived (and the scorer fitted) once per context
-        key = (prompt.context_key, tuple(allowed or ()))
-        return self._cache.get_or_build(key, lambda: self._build_scorer(prompt, allowed))
+        bias = RECENCY_BIAS if current_simulation().recency else 0.0
+        key = (prompt.context_key, tuple(allowed or ()), bias)
+        return self._cache.get_or_build(key, lambda: self._build_scorer(prompt, allowed, bias))
 
-    def _build_scorer(self, prompt: Prompt, allowed: Sequence[str] | None) -> _Scorer | None:
+    def _build_scorer(self, prompt: Prompt, allowed: Sequence[str] | None, bias: float = 0.0) -> _Scorer | None:
         labels = list(prompt.labels)
         for _, l in prompt.examples:  # few-shot labels join the label space
             if l not in labels and l:
@@ -495,7 +515,7 @@ class BaseModelRunner:
         if not labels:
             return None
         examples = [(t, l) for t, l in prompt.examples if l in labels]
-        return _SCORERS[self.name](labels, dict(prompt.descriptions), examples)
+        return _SCORERS[self.name](labels, dict(prompt.descriptions), examples, recency_bias=bias)
 
     def answer(self, prompt: Prompt, *, temperature: float = 0.0, seed: int | None = None,
                allowed: Sequence[str] | None = None) -> Decision:
@@ -531,7 +551,7 @@ def read_chat_jsonl(data: bytes, what: str = "training file") -> list[tuple[str,
             raise TrainingDataError(f"{what}, line {n}: expected an object with a non-empty 'messages' list")
         if not isinstance(msgs[-1], dict) or msgs[-1].get("role") != "assistant":
             raise TrainingDataError(f"{what}, line {n}: the last message must be the assistant's answer")
-        label = parse_label_answer(_content_text(msgs[-1].get("content")))
+        label = protocol.answer_label(_content_text(msgs[-1].get("content")))
         if not label:
             raise TrainingDataError(f"{what}, line {n}: the assistant answer is empty")
         try:
@@ -575,7 +595,7 @@ class FineTunedClassifier:
         self.features = None
         self.clf: SGDClassifier | None = None
         self.classes: list[str] = []
-        self.slip_rate = 0.02
+        self.slip_rate = 0.02  # only with the test switch `slips`
 
     def fit(self, train: list[tuple[str, str]], val: list[tuple[str, str]] | None, n_epochs: int,
             on_epoch: Callable[[int, dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
@@ -659,24 +679,6 @@ class FineTunedClassifier:
                        allow_slip=not allowed)
 
 
-# -------------------------------------------------------------------------------- prompt helpers
-def system_prompt(labels: Iterable[str], descriptions: dict[str, str] | None = None) -> str:
-    """A system message in the protocol above (used by the benchmark and tests)."""
-    lines = ["You route banking support tickets. Answer with exactly one label from this list:"]
-    for l in labels:
-        d = (descriptions or {}).get(l, "")
-        lines.append(f"- {l}: {d}" if d else f"- {l}")
-    return "\n".join(lines)
-
-
-def build_messages(system: str, ticket: str, examples: Sequence[tuple[str, str]] = ()) -> list[dict]:
-    msgs = [{"role": "system", "content": system}]
-    for t, l in examples:
-        msgs += [{"role": "user", "content": t}, {"role": "assistant", "content": l}]
-    msgs.append({"role": "user", "content": ticket})
-    return msgs
-
-
 # -------------------------------------------------------------------------------- benchmark
 def _bench(train_csv: str, test_csv: str, taxonomy: str, limit: int | None) -> None:  # pragma: no cover
     import time
@@ -695,17 +697,17 @@ def _bench(train_csv: str, test_csv: str, taxonomy: str, limit: int | None) -> N
     for model in BASE_MODELS:
         runner = BaseModelRunner(model)
         settings: list[tuple[str, str, list]] = [
-            ("zero-shot, names", system_prompt(labels), []),
-            ("zero-shot, descriptions", system_prompt(labels, desc), []),
+            ("zero-shot, names", labels, []),
+            ("zero-shot, descriptions", desc, []),
         ]
         for k in (1, 3, 5):
             ex = tr.groupby("category", sort=True).sample(n=k, random_state=13)
-            settings.append((f"few-shot k={k}", system_prompt(labels), list(zip(ex["text"], ex["category"]))))
-        for name, sysmsg, ex in settings:
+            settings.append((f"few-shot k={k}", labels, list(zip(ex["text"], ex["category"]))))
+        for name, tax, ex in settings:
             t0 = time.perf_counter()
             correct = slips = 0
             for text, gold in zip(te["text"], te["category"]):
-                d = runner.answer(parse_prompt(build_messages(sysmsg, text, ex)))
+                d = runner.answer(parse_prompt(protocol.build_messages(tax, text, "long", ex)))
                 correct += d.label == gold
                 slips += not d.in_label_space
             dt = time.perf_counter() - t0
@@ -716,10 +718,9 @@ def _bench(train_csv: str, test_csv: str, taxonomy: str, limit: int | None) -> N
         t0 = time.perf_counter()
         ft.fit(list(zip(tr["text"], tr["category"])), None, auto_epochs(len(tr)))
         fit_s = time.perf_counter() - t0
-        sysmsg = system_prompt(labels)
         correct = slips = 0
         for text, gold in zip(te["text"], te["category"]):
-            d = ft.answer(parse_prompt(build_messages(sysmsg, text)))
+            d = ft.answer(parse_prompt(protocol.build_messages(labels, text, "short")))
             correct += d.label == gold
             slips += not d.in_label_space
         print(f"{model:9s} {'fine-tuned (' + str(auto_epochs(len(tr))) + ' ep)':26s} acc={correct/len(te):.3f} "

@@ -1,6 +1,6 @@
 """The bundled demo sample: Banking77 turned into a realistic Kazakhstan bank ticket export.
 
-`generate_sample` pools the bundled Banking77 train and test files (13,083 labelled customer
+`generate_sample` draws from the bundled Banking77 training split only (10,003 labelled customer
 requests), gives every request synthetic ticket metadata spread over January to September 2026, and
 writes the landing files a bank's ticket system would export: one file per quarter in a different
 format (CSV, JSONL, Parquet), a legacy call-centre export in cp1251 and an empty file.
@@ -13,6 +13,11 @@ variants, an undeclared label rename, empty, whitespace-only and oversized texts
 broken rows, unparseable timestamps, reused ticket ids, a re-export overlap, a non-UTF-8 file and a
 handful of deliberately wrong labels. The manifest never contains the personal data itself; the
 invented values planted are listed beside it, in `<manifest>_pii_values.json`, for the leak tests.
+
+Banking77's official test split (3,080 requests) never enters the landing files: `write_fresh_sample`
+writes it as the fresh sample (`fresh_sample.csv`: ticket_id, text, label), tickets of the same kind
+that never went through the pipeline, on which `tunegate evaluate --fresh` checks the frozen-test
+estimate.
 
 The output depends only on the seed and `n_tickets`: the same arguments give byte-identical files.
 
@@ -306,7 +311,7 @@ class _Row:
     channel: str
     operator: str
     origin: str = "banking77"  # banking77 | template | copy | near | filler
-    source_row: int | None = None  # index in the pooled Banking77 table
+    source_row: int | None = None  # index in the Banking77 training split
     pii: list[str] = field(default_factory=list)
     group: bool = False  # part of a duplicate / near-duplicate / conflict pair: keep its label
     written_label: str | None = None
@@ -323,13 +328,34 @@ def _count(kind: str, n: int) -> int:
     return max(floor, round(frac * n))
 
 
-def load_banking77() -> pd.DataFrame:
-    """Train and test pooled (train first), columns text, label, split."""
-    frames = []
-    for split in ("train", "test"):
-        df = pd.read_csv(BANKING77_DIR / f"{split}.csv", dtype=str, keep_default_na=False)
-        frames.append(pd.DataFrame({"text": df["text"], "label": df["category"], "split": split}))
-    return pd.concat(frames, ignore_index=True)
+def load_banking77(split: str = "train") -> pd.DataFrame:
+    """One Banking77 split, columns text, label, split. The landing files come from `train` only."""
+    df = pd.read_csv(BANKING77_DIR / f"{split}.csv", dtype=str, keep_default_na=False)
+    return pd.DataFrame({"text": df["text"], "label": df["category"], "split": split})
+
+
+FRESH_SAMPLE_FILE = "fresh_sample.csv"
+
+
+def write_fresh_sample(path: Path, seed: int = 7) -> dict:
+    """Write Banking77's official test split as the fresh sample (ticket_id, text, label); returns a summary.
+
+    None of these requests is in the landing files. To be tickets of the same kind, they carry personal
+    data at the landing files' rate (PII_SHARE of rows, the same kinds and phrasings, invented and
+    checksum-valid), so the fresh-sample check exercises masking as the pipeline does."""
+    df = load_banking77("test")
+    rng = random.Random(seed * 7_919 + 3)
+    pii = _Pii(random.Random(seed * 1_000_003 + 29))
+    texts = df["text"].tolist()
+    for i in sorted(rng.sample(range(len(texts)), round(PII_SHARE * len(texts)))):
+        texts[i] = _insert_pii(pii, rng, texts[i], _pii_kinds(rng))
+    out = pd.DataFrame({"ticket_id": [f"FRESH-{i:05d}" for i in range(len(df))], "text": texts,
+                        "label": df["label"]})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False, lineterminator="\n")
+    return {"path": str(path), "rows": len(out), "source": "banking77 test split", "labels": int(out["label"].nunique()),
+            "rows_with_personal_data": round(PII_SHARE * len(texts))}
 
 
 def _stratified(df: pd.DataFrame, n: int, rng: random.Random) -> list[int]:
@@ -426,6 +452,17 @@ def _case_ws_variant(rng: random.Random, text: str) -> tuple[str, str]:
     if out == text:
         out, kind = "  " + text + " \n", "trailing"
     return out, kind
+
+
+def _pii_kinds(rng: random.Random) -> list[str]:
+    """One to three distinct kinds of personal data for one ticket."""
+    k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
+    kinds: list[str] = []
+    while len(kinds) < k:
+        kind = rng.choices(PII_TYPES, weights=PII_WEIGHTS)[0]
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds
 
 
 def _insert_pii(pii: _Pii, rng: random.Random, text: str, kinds: list[str]) -> str:
@@ -571,12 +608,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
     # (not in near-duplicate pairs, which must stay near; not in system templates, which have none)
     cands = [r for r in rows if not r.pii and not r.group and r.origin != "template" and r.text.strip()]
     for r in _sample(rng, cands, target):
-        k = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
-        kinds: list[str] = []
-        while len(kinds) < k:
-            kind = rng.choices(PII_TYPES, weights=PII_WEIGHTS)[0]
-            if kind not in kinds:
-                kinds.append(kind)
+        kinds = _pii_kinds(rng)
         r.text = _insert_pii(pii, rng, r.text, kinds)
         r.pii = sorted(kinds, key=PII_TYPES.index)
 
@@ -838,7 +870,7 @@ def generate_sample(landing_dir: Path, manifest_path: Path, seed: int = 7,
         "generator": "pipeline.data.sample.generator",
         "seed": seed,
         "n_tickets": n_tickets,
-        "source": {"dataset": "banking77", "rows_used": n, "rows_available": len(src),
+        "source": {"dataset": "banking77", "split": "train", "rows_used": n, "rows_available": len(src),
                    "licence": "CC BY 4.0", "attribution": "pipeline/bundled/banking77/ATTRIBUTION.md"},
         "period": {"start": _iso(PERIOD_START), "end": _iso(PERIOD_END)},
         "columns": COLUMNS,
@@ -943,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="landing folder to write")
     parser.add_argument("--manifest", required=True, type=Path, help="manifest JSON file to write")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--n", type=int, default=None, help="tickets drawn from Banking77 (default: all 13,083)")
+    parser.add_argument("--n", type=int, default=None, help="tickets drawn from Banking77's training split (default: all 10,003)")
     args = parser.parse_args(argv)
     m = generate_sample(args.out, args.manifest, seed=args.seed, n_tickets=args.n)
     for name, f in sorted(m["files"].items()):

@@ -358,8 +358,10 @@ def _detail_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                if c["latency_p50_s"] is not None else "n/a")
         rows.append([c["name"], str(c["n_invalid"]), str(c["n_errors"]), lat,
                      f"{c['prompt_tokens_mean']:.0f} / {c['completion_tokens_mean']:.1f}",
-                     _pct(st["agreement"]) if st else "—",
-                     (f"{_pct(os_['agreement'])} agree, Δacc {100 * os_['accuracy_delta']:+.1f} pts" if os_ else "—"),
+                     _pct(st["agreement"]) if st else ("n/a" if "stability" in (c.get("not_applicable") or {}) else "—"),
+                     (f"{_pct(os_['agreement'])} agree, Δacc {100 * os_['accuracy_delta']:+.1f} pts" if os_ else
+                      "n/a" if c["approach"] == "few_shot" and "order_sensitivity" in (c.get("not_applicable") or {})
+                      else "—"),
                      _money(e["inference_cost"], cur), f"{e['correction_hours']:,.0f} h",
                      f"{_money(e['error_cost'], cur)} ({_money(e['critical_error_cost'], cur)})",
                      _money(e["training_cost"], cur) if e["training_cost"] is not None else "—"])
@@ -388,6 +390,58 @@ def _comparison_text(c: dict | None) -> str:
             f"({c['a_only']} rows only {c['a']} got right, {c['b_only']} only {c['b']}): {verdict}.")
 
 
+def _limits(settings: dict) -> list[str]:
+    """Plain sentences on what the figures do not cover."""
+    out = ["Every interval covers sampling noise only: not a shift between the test period and production, "
+           "not a leak between splits, not the stand-in nature of embedded models."]
+    prov = settings.get("provenance") or {}
+    if prov.get("note"):
+        out.append(prov["note"])
+    fs = settings.get("few_shot") or {}
+    if fs.get("differs"):
+        out.append(f"Few-shot used {fs['used_per_label']} example(s) per label ({fs['examples_total']} in all), "
+                   f"not the configured {fs['configured_per_label']}: {fs['reason'] or 'see few_shot'}.")
+    return out
+
+
+def _fresh_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["candidate", "frozen test", "fresh sample", "gap (frozen - fresh) [95% CI]",
+            "fresh, no near-duplicate in train", "gap on those"]
+    gap = lambda c, k: f"{100 * c[k]:+.1f} pts [{100 * c[k + '_ci'][0]:+.1f}, {100 * c[k + '_ci'][1]:+.1f}]"  # noqa: E731
+    rows = [[n, _ci(c["frozen_accuracy"], c["frozen_accuracy_ci"]), _ci(c["fresh_accuracy"], c["fresh_accuracy_ci"]),
+             gap(c, "gap"), _pct(c.get("fresh_accuracy_without_train_twins")),
+             gap(c, "gap_without_train_twins") if "gap_without_train_twins" in c else "n/a"]
+            for n, c in report["fresh_sample"]["candidates"].items()]
+    return head, rows
+
+
+def _estimate_lines(report: dict) -> list[str]:
+    """A few Markdown lines: endpoint, frozen vs fresh accuracy, out-of-time, limits."""
+    lines = []
+    ep = report.get("endpoint") or {}
+    if ep:
+        lines += [f"Endpoint: {ep.get('endpoint')}.", ""]
+    fresh = report.get("fresh_sample")
+    if fresh:
+        lines += [f"## Frozen test vs fresh sample ({fresh['file']}, {fresh['rows_scored']} tickets never in the pipeline)",
+                  "", _md_table(*_fresh_rows(report))]
+        if "train_twins" in fresh:
+            lines += ["", f"{fresh['train_twins']} fresh tickets ({_pct(fresh['train_twins_share'])}) have a "
+                          "near-duplicate in the training split; the frozen test set has none by construction."]
+        lines += ["", f"Best on the frozen test: {fresh['best_on_frozen']}; best on the fresh sample: "
+                      f"{fresh['best_on_fresh']}. {fresh['note']}", ""]
+    oot = report.get("out_of_time") or {}
+    if oot.get("available"):
+        rec = report["recommendation"]["candidate"]
+        c = oot["candidates"].get(rec)
+        if c:
+            lines += [f"Out of time ({rec}): {_pct(c['latest_accuracy'])} on {oot['latest_month']} against "
+                      f"{_pct(c['earlier_accuracy'])} on the earlier months ({100 * c['latest_minus_earlier']:+.1f} pts "
+                      f"[{100 * c['latest_minus_earlier_ci'][0]:+.1f}, {100 * c['latest_minus_earlier_ci'][1]:+.1f}]).", ""]
+    lines += ["## Limits", ""] + [f"- {x}" for x in report.get("limits") or []] + [""]
+    return lines
+
+
 def _markdown(report: dict) -> str:
     rec = report["recommendation"]
     parts = [f"# Fine-tuning decision report: {report['project']}", "",
@@ -396,7 +450,7 @@ def _markdown(report: dict) -> str:
              + f"; monthly volume {report['business']['monthly_volume']:,} tickets; "
              f"a correction takes {report['business']['seconds_per_correction']:g} s at "
              f"{report['business']['hourly_cost']:g} {report['currency']}/h.", "",
-             _md_table(*_headline_rows(report)), "",
+             _md_table(*_headline_rows(report)), "", *_estimate_lines(report),
              f"## Recommendation: {rec['headline']}", ""]
     parts += [f"- {r}" for r in rec["reasons"]]
     parts += ["", "## Best vs runner-up", "", _comparison_text(report["best_vs_runner_up"]), "",
@@ -430,6 +484,9 @@ def _html(report: dict, images: dict[str, bytes]) -> str:
             + (f" (stratified sample of {report['test_rows_total']})" if report["sampled"] else "")
             + f"; monthly volume {report['business']['monthly_volume']:,} tickets.</p>",
             _html_table(*_headline_rows(report)),
+            f"<p>Endpoint: {e(str((report.get('endpoint') or {}).get('endpoint', 'n/a')))}</p>",
+            _html_table(*_fresh_rows(report)) if report.get("fresh_sample") else "",
+            "<h2>Limits</h2><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.get("limits") or []) + "</ul>",
             f"<div class='rec'><h2>Recommendation: {e(rec['headline'])}</h2><ul>"
             + "".join(f"<li>{e(r)}</li>" for r in rec["reasons"]) + "</ul></div>",
             f"<h2>Best vs runner-up</h2><p>{e(_comparison_text(report['best_vs_runner_up']))}</p>",
@@ -479,7 +536,8 @@ def build_report(result: EvaluationResult, config, training_cost: float | dict[s
     keep = ("model", "approach", "base_model", "n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci",
             "accuracy_lenient", "format_validity", "n_invalid", "n_errors", "latency_p50_s", "latency_p95_s",
             "prompt_tokens_mean", "completion_tokens_mean", "price_per_answer", "price_per_1000",
-            "stability", "order_sensitivity")
+            "stability", "order_sensitivity", "not_applicable")
+    st = result.settings
     report = {
         "project": config.project, "dataset_version": result.dataset_version, "n_rows": result.n_rows,
         "sampled": result.sampled, "test_rows_total": result.settings.get("test_rows_total", result.n_rows),
@@ -492,6 +550,9 @@ def build_report(result: EvaluationResult, config, training_cost: float | dict[s
         "top_confusions": result.metrics[rec["candidate"]]["top_confusions"],
         "current_route": {k: str(v) for k, v in current_route.items()} if current_route else None,
         "plots": plots, "files": {"markdown": "report.md", "html": "report.html", "json": "report.json"},
+        # what answered, the checks of the estimate and the report's limits (pipeline.model.fresh, .provenance)
+        "endpoint": st.get("provenance"), "fresh_sample": st.get("fresh_sample"),
+        "out_of_time": st.get("out_of_time"), "few_shot": st.get("few_shot"), "limits": _limits(st),
     }
     report = json.loads(json.dumps(report, default=str))
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
