@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
