@@ -23,8 +23,9 @@ def dagster_home(cfg: TunegateConfig) -> Path:
     return home
 
 
-def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipeline", raise_on_error: bool = True):
-    """Execute a job in process; returns the ExecuteInProcessResult."""
+def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipeline", raise_on_error: bool = True,
+            on_event=None):
+    """Execute a job in process; returns the ExecuteInProcessResult. `on_event` sees each event as it is logged."""
     home = dagster_home(cfg)
     os.environ["DAGSTER_HOME"] = str(home)
     if config_path:
@@ -34,6 +35,14 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
     from assets.definitions import defs
 
     instance = DagsterInstance.get()
-    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")}}}}
+    level = os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")
+    run_id = None
+    if on_event is not None:  # the listener prints the run (assets.run_console); Dagster's console stays quiet
+        level = "CRITICAL"
+        from dagster._core.utils import make_new_run_id
+
+        run_id = make_new_run_id()
+        instance.add_event_listener(run_id, on_event)
+    run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
     return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=raise_on_error,
-                                                        run_config=run_config)
+                                                        run_config=run_config, run_id=run_id)

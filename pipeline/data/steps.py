@@ -55,8 +55,10 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
     storage.clean_stale_tmp(cfg.warehouse_path)
     res = ingest_landing(cfg)
     if res.rows_in == 0:
-        raise ValueError(f"no records in landing folder {cfg.landing_path} "
-                         f"({len(res.files)} files; patterns {cfg.landing.patterns})")
+        from pipeline.errors import UserError
+
+        raise UserError(f"no records in landing folder {cfg.landing_path} ({len(res.files)} files; patterns "
+                        f"{cfg.landing.patterns}): drop an export there or fix `landing:` in the config")
     meta = {
         "rows_in": res.rows_in,
         "rows_kept": len(res.tickets),
@@ -69,8 +71,12 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
                   {"tickets": res.tickets, "quarantine": res.quarantine, "files": res.files},
                   len(res.tickets), [], run_id, meta)
     if res.tickets.empty:  # the quarantine is kept (above) so the reasons can be read
-        raise ValueError(f"every one of the {res.rows_in} records in {cfg.landing_path} was quarantined: "
-                         f"{res.quarantine_counts()}")
+        from pipeline.errors import UserError
+
+        why = sorted((f"{r.source_file}: {r.message}" for r in res.files.itertuples() if getattr(r, "message", "")),
+                     key=lambda m: "required column" not in m)
+        raise UserError((why[0] + "; " if why else "") + f"every one of the {res.rows_in} records in "
+                        f"{cfg.landing_path} was quarantined: {res.quarantine_counts()}")
     return out
 
 
