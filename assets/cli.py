@@ -86,7 +86,9 @@ def _run_graph(cfg, config_path, job: str, debug: bool = False) -> int:
     from assets.runner import run_job
     from pipeline import progress
 
-    console = RunConsole(debug=debug)
+    from assets.definitions import defs
+
+    console = RunConsole(debug=debug, assets={k.to_user_string() for k in defs.resolve_all_asset_keys()})
     previous = progress.use_display(console)
     try:
         res = run_job(cfg, config_path, job=job, raise_on_error=False, on_event=console)

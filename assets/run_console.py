@@ -56,11 +56,13 @@ def _last_line(err) -> str:
 class RunConsole:
     """Event listener for one in-process Dagster run, plus the progress display for its stages."""
 
-    def __init__(self, console: Console | None = None, debug: bool = False):
+    def __init__(self, console: Console | None = None, debug: bool = False, assets: set[str] | None = None):
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.debug = debug
         level = os.environ.get("TUNEGATE_LOG_LEVEL", "INFO").upper()
         self.level = logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.INFO
+        self.assets = assets  # step keys that are assets; other steps (checks) print only when they fail
+        self.checks = {"passed": 0, "failed": 0}
         self.user_errors: list[str] = []
         self.skipped = 0
         self.failures: list[str] = []
@@ -89,6 +91,9 @@ class RunConsole:
             self._bars.remove_task(handle)
 
     def close(self) -> None:
+        if any(self.checks.values()):
+            self.console.print(f"  asset checks: {self.checks['passed']} passed"
+                               + (f", {self.checks['failed']} did not pass" if self.checks["failed"] else ""))
         if self.skipped:
             self.console.print(f"  {self.skipped} later step(s) not run because of the failure above")
             self.skipped = 0
@@ -108,15 +113,17 @@ class RunConsole:
             return
         kind = ev.event_type_value
         step = ev.step_key or ""
+        quiet = self.assets is not None and step not in self.assets
         if kind == "STEP_START":
             self._t0[step] = time.monotonic()
-            self.console.print(f"[bold]>[/] {escape(step)} started")
+            if not quiet:
+                self.console.print(f"[bold]>[/] {escape(step)} started")
         elif kind == "ASSET_MATERIALIZATION":
             md = ev.event_specific_data.materialization.metadata
             parts = [f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')} {v}"
                      for k in COUNT_KEYS if (v := _value(md.get(k))) is not None]
             self._counts[step] = ", ".join(parts[:5])
-        elif kind == "STEP_SUCCESS":
+        elif kind == "STEP_SUCCESS" and not quiet:
             secs = (ev.event_specific_data.duration_ms or 0) / 1000
             counts = self._counts.get(step)
             self.console.print(f"[green]ok[/] {escape(step)}: {escape(counts) + ', ' if counts else ''}{secs:.1f} s")
@@ -134,6 +141,7 @@ class RunConsole:
                 self.console.print(f"[red]FAILED[/] {escape(line)}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = ev.asset_check_evaluation_data
+            self.checks["passed" if data.passed else "failed"] += 1
             if not data.passed:
                 self.console.print(f"[yellow]check[/] {data.asset_key.to_user_string()}.{data.check_name} did not pass"
                                    f"{' (blocking)' if data.blocking else ''}")
