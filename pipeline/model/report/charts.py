@@ -28,14 +28,14 @@ def display_name(cand: dict) -> str:
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
 
 def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=9)
+    ax.tick_params(labelsize=10)
     ax.grid(axis="x", color="#e5e5e5", linewidth=0.8)
     ax.set_axisbelow(True)
 
@@ -45,7 +45,7 @@ def accuracy_chart(cands: list[dict], recommended: str) -> bytes:
     names = [display_name(c) for c in cands][::-1]
     rows = cands[::-1]
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6.4, 1.3 + 0.42 * len(rows)))
+    fig, ax = plt.subplots(figsize=(5.6, 1.3 + 0.42 * len(rows)))
     for off, key, marker, label in ((0.14, "accuracy", "o", "accuracy"), (-0.14, "macro_f1", "s", "macro-F1")):
         v = np.array([100 * c[key] for c in rows])
         lo = np.array([100 * c[f"{key}_ci"][0] for c in rows])
@@ -55,14 +55,14 @@ def accuracy_chart(cands: list[dict], recommended: str) -> bytes:
         ax.scatter(v, y + off, c=colors, marker=marker, s=28, zorder=3, label=label)
     ax.set_yticks(y, names)
     ax.set_xlabel("% of the frozen test set (bars: 95% interval)")
-    ax.set_title("Accuracy (circles) and macro-F1 (squares); the recommended candidate in green", fontsize=10)
+    ax.set_title("Accuracy (circles), macro-F1 (squares)", fontsize=11)
     _style(ax)
     return _png(fig)
 
 
 def cost_accuracy_chart(cands: list[dict], recommended: str, incumbent: str, currency: str) -> bytes:
     """Total monthly cost against accuracy: the cheap-and-accurate corner is bottom right."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for c in cands:
         x = 100 * c["accuracy"]
         yv = c["economics"]["total_monthly_cost"]
@@ -72,7 +72,8 @@ def cost_accuracy_chart(cands: list[dict], recommended: str, incumbent: str, cur
         ax.annotate(display_name(c), (x, yv), textcoords="offset points", xytext=(4, 5), fontsize=8, color=color)
     ax.set_xlabel("accuracy, % (bars: 95% interval)")
     ax.set_ylabel(f"total cost per month, {currency}")
-    ax.set_title("Monthly cost against accuracy (green: recommended, orange: today)", fontsize=10)
+    ax.set_title("Monthly cost against accuracy", fontsize=11)
+    ax.margins(x=0.25, y=0.12)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: money(v)))
     _style(ax)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.8)
@@ -85,7 +86,7 @@ def monthly_cost_chart(cands: list[dict], currency: str) -> bytes:
              ("error_cost", "cost of misrouting", "#c44e52")]
     rows = cands[::-1]
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.42 * len(rows)))
+    fig, ax = plt.subplots(figsize=(5.6, 1.4 + 0.42 * len(rows)))
     left = np.zeros(len(rows))
     for key, label, color in parts:
         vals = np.array([c["economics"][key] for c in rows])
@@ -94,7 +95,8 @@ def monthly_cost_chart(cands: list[dict], currency: str) -> bytes:
     ax.set_yticks(y, [display_name(c) for c in rows])
     ax.set_xlabel(f"{currency} per month")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: money(v)))
-    ax.set_title("What each candidate costs a month", fontsize=10)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    ax.set_title("What each candidate costs a month", fontsize=11)
     ax.legend(fontsize=8, loc="lower right", frameon=False)
     _style(ax)
     return _png(fig)
@@ -113,7 +115,7 @@ def critical_chart(cands: list[dict], currency: str, top: int = 12) -> bytes | N
     n = len(cands)
     h = 0.8 / n
     y = np.arange(len(labels))[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 1.4 + len(labels) * (0.18 * n + 0.2)))
+    fig, ax = plt.subplots(figsize=(5.6, 1.4 + len(labels) * (0.18 * n + 0.2)))
     cmap = plt.get_cmap("tab10")
     for i, c in enumerate(cands):
         by = {r["label"]: r["cost_per_month"] for r in c["critical_labels"]}
@@ -122,8 +124,9 @@ def critical_chart(cands: list[dict], currency: str, top: int = 12) -> bytes | N
     ax.set_yticks(y, labels)
     ax.set_xlabel(f"{currency} per month (misrouting + correction time)")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: money(v)))
-    ax.set_title("Monthly cost of errors on critical labels", fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    ax.set_title("Monthly cost of critical-label errors", fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
     _style(ax)
     return _png(fig)
 
@@ -137,22 +140,20 @@ def per_class_chart(cands: list[dict], recommended: str, n: int = 15) -> tuple[b
     else:
         shown, split = order, None
     y = np.arange(len(shown))[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.24 * len(shown)))
+    fig, ax = plt.subplots(figsize=(5.6, 1.4 + 0.24 * len(shown)))
     cmap = plt.get_cmap("tab10")
     for i, c in enumerate(cands):
         vals = [c["per_class_f1"].get(lab, 0.0) for lab in shown]
         big = c["name"] == recommended
-        ax.scatter(vals, y, s=36 if big else 14, marker="o" if big else "|", color=HIGHLIGHT if big else cmap(i % 10),
-                   zorder=3 if big else 2, label=display_name(c))
+        ax.scatter(vals, y, s=40 if big else 16, marker="o", color=HIGHLIGHT if big else cmap(i % 10),
+                   alpha=1.0 if big else 0.55, zorder=3 if big else 2, label=display_name(c))
     if split is not None:
         ax.axhline(y[split - 1] - 0.5, color="#999", linestyle="--", linewidth=0.8)
-    ax.set_yticks(y, shown, fontsize=7.5)
+    ax.set_yticks(y, shown, fontsize=8.5)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("F1 per label")
-    title = (f"The {n} weakest and {n} strongest labels of the recommended candidate" if split
-             else "F1 per label")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="lower right", ncol=1)
+    ax.set_title(f"{n} weakest and {n} strongest labels" if split else "F1 per label", fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.06), ncol=2)
     _style(ax)
     return _png(fig), {"shown": shown, "worst": order[:n] if split else [], "best": order[-n:] if split else []}
 
@@ -162,14 +163,15 @@ def sensitivity_chart(sens: dict, currency: str) -> bytes:
     rows = sens["one_at_a_time"][::-1]
     y = np.arange(len(rows))
     base = sens["base"]
-    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.45 * len(rows)))
+    fig, ax = plt.subplots(figsize=(5.6, 1.2 + 0.45 * len(rows)))
     for yi, r in zip(y, rows):
         ax.barh(yi, r["at_50"] - base, left=base, color="#8fb3d9", height=0.55)
         ax.barh(yi, r["at_150"] - base, left=base, color="#2f6aa3", height=0.55)
     ax.axvline(base, color="#333", linewidth=1)
     ax.set_yticks(y, [r["name"] for r in rows])
-    ax.set_xlabel(f"monthly saving, {currency} (light: assumption at 50%, dark: at 150%)")
+    ax.set_xlabel(f"monthly saving, {currency} (light: at 50%, dark: at 150%)")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: money(v)))
-    ax.set_title("How the saving moves with each cost assumption", fontsize=10)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    ax.set_title("Saving per cost assumption at 50% / 150%", fontsize=11)
     _style(ax)
     return _png(fig)
