@@ -154,7 +154,8 @@ def cmd_init(args) -> int:
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
     if args.from_file:
-        text, summary = draft_config(Path(args.from_file), examples=args.examples)
+        text, summary = draft_config(Path(args.from_file), examples=args.examples, text_col=args.text_col,
+                                     label_col=args.label_col)
         out.write_text(text, encoding="utf-8")
         print(f"wrote {out}: {summary}")
         print(f"check `columns:` and fill in the label descriptions, then `tunegate run --config {out}`")
@@ -299,6 +300,10 @@ def _parse_init(add) -> None:
                          "labels, with counts and masked example tickets as comments")
     sp.add_argument("--examples", type=int, default=3, metavar="N",
                     help="masked example tickets per label in the comments, with --from (default 3)")
+    sp.add_argument("--text-col", metavar="COLUMN", help="with --from: the column holding the ticket text "
+                    "(default: found by name, else the longest free text)")
+    sp.add_argument("--label-col", metavar="COLUMN", help="with --from: the column holding the label "
+                    "(default: found by name, else a short repeated value)")
     sp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 

@@ -28,7 +28,7 @@ def display_name(cand: dict) -> str:
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
@@ -153,7 +153,7 @@ def per_class_chart(cands: list[dict], recommended: str, n: int = 15) -> tuple[b
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("F1 per label")
     ax.set_title(f"{n} weakest and {n} strongest labels" if split else "F1 per label", fontsize=11)
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.06), ncol=2)
+    ax.legend(fontsize=8, frameon=True, framealpha=0.9, loc="lower left")
     _style(ax)
     return _png(fig), {"shown": shown, "worst": order[:n] if split else [], "best": order[-n:] if split else []}
 
