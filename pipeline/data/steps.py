@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
+from pipeline.progress import tracker
 
 CODE_VERSION = "1"
 
@@ -87,7 +88,7 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
     masker = Masker(cfg.masking)
-    results = masker.mask_texts(raw["text"].tolist())
+    results = masker.mask_texts(raw["text"].tolist(), progress=tracker("masking"))
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", [r.text for r in results])
     masked["pii_types"] = [",".join(sorted(r.counts)) for r in results]
@@ -123,7 +124,7 @@ def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: 
     from pipeline.data.dedup import cluster_label_conflicts, find_clusters
 
     masked = _read(cfg, storage.CLEAN_ZONE, "masked_tickets", masked_version, "tickets")
-    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup)
+    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup, progress=tracker("dedup"))
     members = masked.merge(clusters, on="ticket_id", how="left", validate="one_to_one")
     reps = members[members["is_representative"]].reset_index(drop=True)
     conflicts = cluster_label_conflicts(members.assign(label=members["label_raw"].str.strip().str.casefold()))
@@ -143,7 +144,7 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
         columns={"ticket_id": "representative_id"})
     members = members.merge(rep_of, on="cluster_id", how="left", validate="many_to_one")
     labelled, report = check_labels(members, members[["ticket_id", "cluster_id", "exact_group"]], cfg.taxonomy,
-                                    cfg.label_checks)
+                                    cfg.label_checks, progress=tracker("label checks"))
     rejected = report.pop("rejected", None)
     context = members[["ticket_id", "created_at", "channel", "text", "operator_id", "source_file", "cluster_id",
                        "exact_group", "representative_id", "is_representative", "dup_kind"]]

@@ -181,12 +181,19 @@ def _get(obj: Any, name: str, default=None):
     return getattr(obj, name, default)
 
 
-def _run(client, requests: list[dict], config) -> list[dict]:
-    """Send requests through the shared endpoint helper; normalise each result to a dict."""
+def _run(client, requests: list[dict], config, tick=None) -> list[dict]:
+    """Send requests through the shared endpoint helper; normalise each result to a dict.
+
+    With `tick(n)`, requests go in chunks and each finished chunk is reported (for progress)."""
     from pipeline.model.endpoint import complete_many
 
-    results = complete_many(client, requests, concurrency=config.endpoint.concurrency,
-                            max_retries=config.endpoint.max_retries)
+    step = len(requests) if tick is None else max(64, 8 * config.endpoint.concurrency)
+    results = []
+    for i in range(0, len(requests), max(1, step)):
+        results += complete_many(client, requests[i:i + step], concurrency=config.endpoint.concurrency,
+                                 max_retries=config.endpoint.max_retries)
+        if tick is not None:
+            tick(len(requests[i:i + step]))
     out = []
     for r in results:
         usage = _get(r, "usage")
@@ -299,7 +306,7 @@ def _paired(a: str, b: str, ca: np.ndarray, cb: np.ndarray, n_boot: int, seed: i
 # ------------------------------------------------------------------------------------ driver
 def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, candidates: Sequence[Candidate],
                    dataset_version: str, *, structured: bool = False, text_col: str = "text",
-                   label_col: str = "label", id_col: str = "ticket_id", log=None) -> EvaluationResult:
+                   label_col: str = "label", id_col: str = "ticket_id", log=None, progress=None) -> EvaluationResult:
     """Score every candidate on the same (optionally sampled) frozen test rows.
 
     `structured=True` asks for `{"label": ...}` through a json_schema response format; by default the
@@ -319,13 +326,20 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
     y_true = rows[label_col].astype(str).tolist()
     examples = select_few_shot(train, labels, ev.few_shot_k, ev.few_shot_max, ev.seed, text_col, label_col)
     say = log or (lambda msg: None)
+    total = sum(len(rows) * (ev.repeats + (c.approach == "few_shot" and len(examples) > 1)) for c in candidates)
+    sent = [0]
+
+    def tick(n: int) -> None:  # requests answered so far, over all candidates
+        sent[0] += n
+        if progress is not None:
+            progress(sent[0], total)
 
     scored: dict[str, pd.DataFrame] = {}
     extras: dict[str, dict] = {}
     for cand in candidates:
         ex = examples if cand.approach == "few_shot" else None
         say(f"evaluating {cand.name} on {len(rows)} rows")
-        raw = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config)
+        raw = _run(client, _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, structured), config, tick)
         pred = pd.concat([_parse(raw, labels),
                           pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens", "attempts"]]],
                          axis=1)
@@ -335,13 +349,13 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
             agree = []
             for r in range(1, ev.repeats):
                 again = _parse(_run(client, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
-                                                      ev.seed + r, structured), config), labels)
+                                                      ev.seed + r, structured), config, tick), labels)
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
             extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
                                               "agreement": float(np.mean(agree))}
         if cand.approach == "few_shot" and len(examples) > 1:  # same examples, another order
             other = _parse(_run(client, _requests(cand, texts, taxonomy, shuffled(examples, ev.seed + 1000),
-                                                  0.0, ev.seed, structured), config), labels)
+                                                  0.0, ev.seed, structured), config, tick), labels)
             acc = float(np.mean([p == t for p, t in zip(pred["predicted"], y_true)]))
             acc_other = float(np.mean([p == t for p, t in zip(other["predicted"], y_true)]))
             extras[cand.name]["order_sensitivity"] = {

@@ -19,6 +19,7 @@ from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
 from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
+from pipeline.progress import tracker
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -123,7 +124,8 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     fine_tuned = {base: j["fine_tuned_model"] for base, j in job_ref["meta"]["jobs"].items()}
     client, _ = client_for(cfg)
     candidates = candidates_from_config(cfg, fine_tuned)
-    result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log)
+    result = run_evaluation(client, test, train, cfg, candidates, dataset_version, log=log,
+                            progress=tracker("evaluation"))
     failed = [n for n, m in result.metrics.items() if m.get("n_errors", 0) >= result.n_rows]
     if failed:  # a candidate with no answer at all is an outage, not a model to score
         samples = {n: (result.metrics[n].get("errors_sample") or [None])[0] for n in failed}
@@ -160,7 +162,11 @@ def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run
     result = load_evaluation(eval_ref["path"])
     training_cost = {base: (j.get("cost") or 0.0) for base, j in job_ref["meta"]["jobs"].items()}
     out_dir = cfg.warehouse_path / "reports" / eval_ref["version"]
-    report = build_report(result, cfg, training_cost, catalog.current_route(), out_dir)
+    from datetime import datetime, timezone
+
+    report = build_report(result, cfg, training_cost, catalog.current_route(), out_dir, run_id=run_id,
+                          endpoint=job_ref["meta"].get("endpoint"),
+                          generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     # "latest" is a symlink swapped in one step: a reader never finds it missing or half-written
     latest = cfg.warehouse_path / "reports" / "latest"
     link = latest.with_name(f".latest-{uuid.uuid4().hex[:8]}")

@@ -381,8 +381,8 @@ class Masker:
             out.append(self._resolve(t, _reconcile(pattern, n)))
         return out
 
-    def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
-        """(entity_type, start, end) per text, sorted by start, non-overlapping."""
+    def analyze(self, texts: Sequence[str], progress=None) -> list[list[tuple[str, int, int]]]:
+        """(entity_type, start, end) per text, sorted by start, non-overlapping; `progress(done, total)` per batch."""
         todo = list(OrderedDict.fromkeys(t for t in texts if t not in self._cache))
         bs = max(1, self.spec.batch_size) * 4
         for i in range(0, len(todo), bs):
@@ -391,6 +391,8 @@ class Masker:
                 self._cache[t] = r
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
+            if progress is not None:
+                progress(min(i + bs, len(todo)), len(todo))
         out = []
         for t in texts:
             r = self._cache.get(t)
@@ -426,9 +428,9 @@ class Masker:
         pieces.append(text[pos:])
         return MaskResult("".join(pieces), dict(counts))
 
-    def mask_texts(self, texts: Sequence[str]) -> list[MaskResult]:
+    def mask_texts(self, texts: Sequence[str], progress=None) -> list[MaskResult]:
         texts = ["" if t is None else str(t) for t in texts]
-        return [self._apply(t, s) for t, s in zip(texts, self.analyze(texts))]
+        return [self._apply(t, s) for t, s in zip(texts, self.analyze(texts, progress=progress))]
 
     def mask_text(self, text: str) -> MaskResult:
         return self.mask_texts([text])[0]
