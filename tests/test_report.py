@@ -293,3 +293,16 @@ def test_report_reads_on_desktop_and_phone_in_chromium(tmp_path):
     wide = tmp_path / "wide.html"
     wide.write_text(html.read_text().replace("<body>", "<body><div style='width:900px'>x</div>", 1))
     assert not mod.check_html(wide, {"phone": 390})["phone"]["ok"]
+
+
+def test_one_candidate_and_missing_optional_figures_still_render(labels, tmp_path):
+    cfg = load_config(None, evaluation={"bootstrap": 300},
+                      taxonomy={"labels": {lab: {} for lab in dict.fromkeys(labels)}})
+    res = _result(labels, {"tg-small/few_shot": 0.30}, cfg)
+    for key in ("n_retried", "latency_p50_s", "latency_p95_s", "stability", "order_sensitivity"):
+        res.metrics["tg-small/few_shot"].pop(key, None)
+    rep = build_report(res, cfg, None, None, tmp_path)
+    assert rep["recommendation"]["action"] == "keep_prompting" and rep["decision_money"] == {"kind": "none"}
+    html = (tmp_path / "report.html").read_text()
+    assert "Keep prompting with tg-small/few_shot." in html and "No label is marked critical" in html
+    assert 'id="sensitivity"' not in html and "critical_labels" not in rep["plots"]

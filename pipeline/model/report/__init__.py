@@ -17,13 +17,14 @@ examples used, structured-output mode, frozen vs fresh accuracy) in the evaluati
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 from pipeline.model.evaluation import EvaluationResult
 from pipeline.model.report import charts
 from pipeline.model.report.decision import _training_cost_for, best_prompting, incumbent, recommend
-from pipeline.model.report.economics import (ASSUMPTIONS, NEVER, candidate_economics, critical_label_rows,
+from pipeline.model.report.economics import (ASSUMPTIONS, NEVER, SWING, candidate_economics, critical_label_rows,
                                              critical_labels, label_error_costs, payback_months, sensitivity,
                                              volume_shares)
 from pipeline.model.report.render import render_html, render_markdown
@@ -76,10 +77,6 @@ def _decision_money(result, config, training_cost, current_route, econ, rec) -> 
 
     sens = sensitivity(saving_at)
     holds = 0
-    import itertools
-
-    from pipeline.model.report.economics import SWING
-
     for combo in itertools.product(SWING, repeat=len(ASSUMPTIONS)):
         e = _economics_all(result, config, training_cost, dict(zip(ASSUMPTIONS, combo)))
         holds += recommend(result, config, e, current_route)["candidate"] == chosen

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 
 from pipeline.model.report import formats
 
@@ -12,7 +12,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 
 def _env(autoescape: bool) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=ChainableUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True,
                       autoescape=select_autoescape(["html", "j2"]) if autoescape else False)
     env.filters.update({"money": formats.money, "price": formats.price, "pct": formats.pct, "pts": formats.pts,
