@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
+from pipeline.progress import LineDisplay
+
 # metadata shown on a stage's end line, in this order, when the asset reports it
 COUNT_KEYS = ("rows_in", "rows", "rows_quarantined", "tickets_with_pii", "residual_rows", "groups",
               "cross_split_near_duplicates", "train_examples", "val_examples", "best")
@@ -69,6 +71,7 @@ class RunConsole:
         self._counts: dict[str, str] = {}
         self._t0: dict[str, float] = {}
         self._bars: Progress | None = None
+        self._lines = LineDisplay(stream=self.console.file)
 
     # -- pipeline.progress display -------------------------------------------------------------
     def _ensure_bars(self) -> Progress:
@@ -80,15 +83,21 @@ class RunConsole:
         return self._bars
 
     def start(self, stage: str, total: int):
-        return self._ensure_bars().add_task(stage, total=total)
+        if not self.console.is_terminal:  # a log file or a pipe: a line every 10% instead of a bar
+            return ("lines", self._lines.start(stage, total))
+        return ("bar", self._ensure_bars().add_task(stage, total=total))
 
     def update(self, handle, done: int, total: int) -> None:
-        if self._bars is not None:
-            self._bars.update(handle, completed=done, total=total)
+        kind, h = handle
+        if kind == "lines":
+            self._lines.update(h, done, total)
+        elif self._bars is not None:
+            self._bars.update(h, completed=done, total=total)
 
     def finish(self, handle) -> None:
-        if self._bars is not None:
-            self._bars.remove_task(handle)
+        kind, h = handle
+        if kind == "bar" and self._bars is not None:
+            self._bars.remove_task(h)
 
     def close(self) -> None:
         if any(self.checks.values()):

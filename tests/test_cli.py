@@ -45,8 +45,14 @@ def test_run_pull_and_lineage_on_own_export(own_export, tmp_path, capsys):
     root, export = own_export
     config = str(root / "tunegate.yaml")
     assert main(["run", "--config", config, "--data-only"]) == 0
-    out = capsys.readouterr().out
-    assert "400 rows in, 400 kept, 0 quarantined" in out
+    cap = capsys.readouterr()
+    assert "400 rows in, 400 kept, 0 quarantined" in cap.out
+    # one line per stage start and end, with counts and time; progress of the long stages every 10%
+    for stage in ("raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits"):
+        assert f"> {stage} started" in cap.err and f"ok {stage}: " in cap.err
+    assert "ok raw_tickets: rows in 400, rows 400, rows quarantined 0, " in cap.err
+    assert "masking: 100% (400/400)" in cap.err and "label checks: 100% (5/5)" in cap.err
+    assert "asset checks: " in cap.err and "Traceback" not in cap.err
     dest = tmp_path / "train.jsonl"
     assert main(["pull", "--config", config, "--split", "train", "--format", "jsonl", "--out", str(dest)]) == 0
     first = dest.read_text()

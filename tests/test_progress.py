@@ -59,3 +59,26 @@ def test_label_checks_report_each_fold(rows):
     rec = Recorder()
     label_issues(rows.head(500), LabelCheckSpec(cv_folds=3, min_class_size=3), progress=rec)
     assert rec.calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_run_console_draws_bars_on_a_terminal_and_lines_elsewhere():
+    from rich.console import Console
+
+    from assets.run_console import RunConsole
+
+    outputs = {}
+    for terminal in (True, False):
+        buf = io.StringIO()
+        display = RunConsole(console=Console(file=buf, force_terminal=terminal, width=100))
+        old = progress.use_display(display)
+        try:
+            p = progress.tracker("evaluation")
+            for done in range(0, 1001, 125):
+                p(done, 1000)
+        finally:
+            progress.use_display(old)
+            display.close()
+        outputs[terminal] = buf.getvalue()
+    assert "/1000" in outputs[True] and "ETA" in outputs[True] and "━" in outputs[True]
+    lines = outputs[False].splitlines()
+    assert len(lines) == 8 and lines[-1].startswith("evaluation: 100% (1,000/1,000)")
