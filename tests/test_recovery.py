@@ -81,7 +81,7 @@ def test_masking_that_leaves_pii_writes_nothing(landing, tmp_path, monkeypatch):
 
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     raw = steps.step_raw_tickets(cfg)
-    monkeypatch.setattr(Masker, "mask_texts", lambda self, texts: [MaskResult(t, {}) for t in texts])
+    monkeypatch.setattr(Masker, "mask_texts", lambda self, texts, **kw: [MaskResult(t, {}) for t in texts])
     with pytest.raises(PiiLeakError) as err:
         steps.step_masked_tickets(cfg, raw.version)
     assert not (cfg.warehouse_path / "datasets").exists() or not list((cfg.warehouse_path / "datasets").rglob("*.parquet"))
