@@ -1,9 +1,11 @@
 """The `tunegate` command line: demo, init, run, pull, lineage, models, masking tools, the UI.
 
 Commands that run the asset graph (`demo`, `run`, `ui`) go through Dagster (imported lazily from
-`assets/`), so the command line and the UI run exactly the same graph and checks. Everything else
-works on the catalog and the stored versions directly. Errors a user can fix are printed as one
-clear line (exit code 2), never as a stack trace.
+`assets/`), so the command line and the UI run exactly the same graph and checks; while they run, each
+stage prints a start and an end line and the long ones a progress bar (assets.run_console). Everything
+else works on the catalog and the stored versions directly. Errors a user can fix
+(pipeline.errors.UserError, config errors, a missing catalog or version) are printed as one line that
+names the file or field and the fix, with exit code 2; `--debug` shows the traceback.
 """
 from __future__ import annotations
 
@@ -19,14 +21,34 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 
-class UserError(Exception):
-    """An error the user can fix; printed without a traceback."""
+from pipeline.errors import UserError  # noqa: E402
+
+DEFAULT_CONFIG = "tunegate.yaml"
 
 
 def _config(args):
+    """The config named by --config, else ./tunegate.yaml when there is one, else the built-in demo defaults."""
     from pipeline.config import load_config
 
-    return load_config(getattr(args, "config", None))
+    path = getattr(args, "config", None)
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    return load_config(path)
+
+
+def _need_catalog(cfg, args) -> None:
+    """Refuse (rather than create an empty catalog here) when the warehouse has no catalog yet."""
+    if not cfg.catalog_path.exists():
+        hint = ("the warehouse named in that config has not been built: run `tunegate run --config "
+                f"{args.config}` first" if getattr(args, "config", None) else
+                "pass --config <your tunegate.yaml> (its `warehouse:` holds the catalog), or run this from "
+                "the folder that holds tunegate.yaml")
+        raise UserError(f"no catalog at {cfg.catalog_path}: {hint}")
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it, or choose another --out")
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -53,38 +75,40 @@ def cmd_demo(args) -> int:
     if args.warehouse:
         os.environ["TUNEGATE_WAREHOUSE"] = str(cfg.warehouse_path)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
-    ok = _run_graph(cfg, str(demo_config), job)
-    _print_summary(cfg, ok)
+    code = _run_graph(cfg, str(demo_config), job, debug=args.debug)
+    _print_summary(cfg, code == 0)
     print(f"wall time: {time.time() - t0:.1f} s")
-    return 0 if ok else 1
+    return code
 
 
 def cmd_run(args) -> int:
     cfg = _config(args)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
-    ok = _run_graph(cfg, args.config, job)
-    _print_summary(cfg, ok)
-    return 0 if ok else 1
+    code = _run_graph(cfg, args.config, job, debug=args.debug)
+    _print_summary(cfg, code == 0)
+    return code
 
 
-def _run_graph(cfg, config_path, job: str) -> bool:
+def _run_graph(cfg, config_path, job: str, debug: bool = False) -> int:
+    """Run a job in process, printing stage lines and progress bars; 0 ok, 2 a user-fixable failure, 1 other."""
+    from assets.run_console import RunConsole
     from assets.runner import run_job
+    from pipeline import progress
 
-    res = run_job(cfg, config_path, job=job, raise_on_error=False)
-    for e in res.all_events:
-        if e.event_type_value == "STEP_FAILURE":
-            err = e.event_specific_data.error
-            msg = "failed"
-            if err is not None:
-                root = err.cause or err
-                msg = root.message.strip().splitlines()[-1] if root.message.strip() else msg
-            print(f"FAILED {e.step_key}: {msg}", file=sys.stderr)
-        elif e.event_type_value == "ASSET_CHECK_EVALUATION":
-            ev = e.asset_check_evaluation_data
-            if not ev.passed:
-                print(f"check {ev.asset_key.to_user_string()}.{ev.check_name} did not pass"
-                      f"{' (blocking)' if ev.blocking else ''}", file=sys.stderr)
-    return res.success
+    from assets.definitions import defs
+
+    console = RunConsole(debug=debug, assets={k.to_user_string() for k in defs.resolve_all_asset_keys()})
+    previous = progress.use_display(console)
+    try:
+        res = run_job(cfg, config_path, job=job, raise_on_error=False, on_event=console)
+    finally:
+        console.close()
+        progress.use_display(previous)
+    if console.user_errors:
+        for msg in dict.fromkeys(console.user_errors):
+            print(f"tunegate: {msg}", file=sys.stderr)
+        return 2
+    return 0 if res.success else 1
 
 
 def _print_summary(cfg, ok: bool = True) -> None:
@@ -200,11 +224,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from pipeline.starter import STARTER_CONFIG
+    from pipeline.starter import STARTER_CONFIG, draft_config
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError(f"{out} exists; pass --force to overwrite")
+    _refuse_overwrite(out, args.force)
+    if args.from_file:
+        text, summary = draft_config(Path(args.from_file), examples=args.examples, text_col=args.text_col,
+                                     label_col=args.label_col)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}: {summary}")
+        print(f"check `columns:` and fill in the label descriptions, then `tunegate run --config {out}`")
+        return 0
     out.write_text(STARTER_CONFIG, encoding="utf-8")
     print(f"wrote {out}: edit landing, columns and taxonomy, then `tunegate run --config {out}`")
     return 0
@@ -214,6 +244,8 @@ def cmd_pull(args) -> int:
     from pipeline.pull import pull_split, write_table
 
     cfg = _config(args)
+    _need_catalog(cfg, args)
+    _refuse_overwrite(Path(args.out), args.force)
     df, version = pull_split(cfg, args.version, args.split, with_version=True)
     out = write_table(df, args.out, args.format)
     print(f"{len(df)} rows of {args.split} from dataset version {version} -> {out}")
@@ -224,6 +256,7 @@ def cmd_lineage(args) -> int:
     from pipeline.lineage import lineage
 
     cfg = _config(args)
+    _need_catalog(cfg, args)
     result = lineage(cfg, args.subject, limit=args.limit)
     print(json.dumps(result, indent=2, default=str))
     return 0
@@ -253,6 +286,7 @@ def cmd_promote(args) -> int:
     from pipeline.routes import promote
 
     cfg = _config(args)
+    _need_catalog(cfg, args)
     print(promote(cfg, args.model, force=args.force, route=args.route))
     return 0
 
@@ -261,6 +295,7 @@ def cmd_rollback(args) -> int:
     from pipeline.routes import rollback
 
     cfg = _config(args)
+    _need_catalog(cfg, args)
     print(rollback(cfg, route=args.route))
     return 0
 
@@ -275,6 +310,8 @@ def cmd_pii_eval(args) -> int:
 def cmd_mask(args) -> int:
     from pipeline.pii.evaluate import mask_command
 
+    if Path(args.out_path).exists() and not args.force:
+        raise UserError(f"{args.out_path} exists; pass --force to overwrite it")
     return mask_command(args.in_path, args.out_path, args.text_col, args.config, args.id_col)
 
 
@@ -296,95 +333,230 @@ def cmd_ui(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunegate", description="Clean, versioned ticket data to a fine-tuned router, with an honest test.")
-    sub = p.add_subparsers(dest="command", required=True)
+# -- parser ------------------------------------------------------------------------------------------
+_FMT = argparse.RawDescriptionHelpFormatter
 
-    def add(name, fn, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tunegate")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _config_option(sp) -> None:
+    sp.add_argument("--config", metavar="FILE",
+                    help=f"project config (YAML); default: ./{DEFAULT_CONFIG} if present, else the built-in demo "
+                         "settings (bundled Banking77 sample, ./warehouse)")
+
+
+def _parse_demo(add) -> None:
+    sp = add("demo", cmd_demo, "Generate the bundled sample into warehouse/landing and run the whole chain on it.",
+             _examples("tunegate demo                      # the whole chain on the bundled Banking77 sample",
+                       "tunegate demo --n 2000 --data-only  # a quick look at the data half"))
+    sp.add_argument("--warehouse", metavar="DIR", help="warehouse folder (default ./warehouse)")
+    sp.add_argument("--n", type=int, default=None, metavar="N",
+                    help="tickets drawn from Banking77 for the sample (default: all 13,083)")
+    sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits (no model calls)")
+
+
+def _parse_init(add) -> None:
+    sp = add("init", cmd_init, "Write a commented starter config, or draft one from your own export with --from.",
+             _examples("tunegate init                               # commented starter config -> tunegate.yaml",
+                       "tunegate init --from exports/tickets.csv    # columns mapped, one taxonomy entry per label",
+                       "tunegate init --from t.jsonl --out my.yaml --force"))
+    sp.add_argument("--out", default=DEFAULT_CONFIG, metavar="FILE", help=f"file to write (default {DEFAULT_CONFIG})")
+    sp.add_argument("--from", dest="from_file", metavar="FILE",
+                    help="an export (CSV, JSONL, JSON or Parquet): map its columns and draft the taxonomy from its "
+                         "labels, with counts and masked example tickets as comments")
+    sp.add_argument("--examples", type=int, default=3, metavar="N",
+                    help="masked example tickets per label in the comments, with --from (default 3)")
+    sp.add_argument("--text-col", metavar="COLUMN", help="with --from: the column holding the ticket text "
+                    "(default: found by name, else the longest free text)")
+    sp.add_argument("--label-col", metavar="COLUMN", help="with --from: the column holding the label "
+                    "(default: found by name, else a short repeated value)")
+    sp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def _parse_run(add) -> None:
+    sp = add("run", cmd_run, "Run the chain on the config's landing folder, outside the UI.",
+             _examples("tunegate run --config tunegate.yaml",
+                       "tunegate run --config tunegate.yaml --data-only",
+                       "TUNEGATE_LOG_LEVEL=DEBUG tunegate run --config tunegate.yaml --debug"))
+    sp.add_argument("--config", required=True, metavar="FILE", help="project config (YAML), e.g. from `tunegate init`")
+    sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits (no model calls)")
+
+
+def _parse_pull(add) -> None:
+    sp = add("pull", cmd_pull, "Write one split of a dataset version to a file (audited).",
+             _examples("tunegate pull --config tunegate.yaml --split train --out train.parquet",
+                       "tunegate pull --config tunegate.yaml --version 3f2a --split test --format jsonl --out test.jsonl"))
+    _config_option(sp)
+    sp.add_argument("--version", default="latest", metavar="VERSION",
+                    help="dataset version or a unique prefix of it (default: the latest published)")
+    sp.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split to write")
+    sp.add_argument("--format", default="parquet", choices=["parquet", "jsonl", "csv"], help="output format (default parquet)")
+    sp.add_argument("--out", required=True, metavar="FILE", help="output file")
+    sp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def _parse_lineage(add) -> None:
+    sp = add("lineage", cmd_lineage, "Walk lineage from a model, job, dataset version or ticket id.",
+             _examples("tunegate lineage ft:tg-small:tunegate:1a2b --config tunegate.yaml",
+                       "tunegate lineage X-0042 --config tunegate.yaml   # a ticket id"))
+    sp.add_argument("subject", help="a model id, fine-tuning job id, dataset version or ticket id")
+    _config_option(sp)
+    sp.add_argument("--limit", type=int, default=20, metavar="N", help="ticket ids to list per split (default 20)")
+
+
+def _parse_serve_local(add) -> None:
+    sp = add("serve-local", cmd_serve_local,
+             "Run the embedded OpenAI-compatible provider alone (a stand-in with small lexical models, for trying "
+             "the pipeline without an account; its figures say nothing about a real model).",
+             _examples("tunegate serve-local --port 8765",
+                       "OPENAI_BASE_URL=http://127.0.0.1:8765/v1 tunegate run --config tunegate.yaml"))
+    _config_option(sp)
+    sp.add_argument("--port", type=int, default=8765, help="loopback port (default 8765)")
+    sp.add_argument("--state", metavar="DIR", help="state folder (default <warehouse>/provider)")
+
+
+def _parse_report(add) -> None:
+    sp = add("report", cmd_report, "Print the latest decision report (Markdown or JSON); the HTML is next to it.",
+             _examples("tunegate report --config tunegate.yaml", "tunegate report --format json | jq .recommendation"))
+    _config_option(sp)
+    sp.add_argument("--format", default="md", choices=["md", "json"], help="md (default) or json")
+
+
+def _parse_promote(add) -> None:
+    sp = add("promote", cmd_promote, "Route traffic to MODEL if its evaluation beats the current route.",
+             _examples("tunegate promote ft:tg-small:tunegate:1a2b --config tunegate.yaml",
+                       "tunegate promote tg-large --force   # even if it does not beat the current route"))
+    sp.add_argument("model", help="exact model id, as listed under 'Models' in the decision report")
+    sp.add_argument("--force", action="store_true", help="promote even if it does not beat the current route")
+    _config_option(sp)
+    sp.add_argument("--route", default="default", help="route name (default 'default')")
+
+
+def _parse_rollback(add) -> None:
+    sp = add("rollback", cmd_rollback, "Route traffic back to the previous model.",
+             _examples("tunegate rollback --config tunegate.yaml"))
+    _config_option(sp)
+    sp.add_argument("--route", default="default", help="route name (default 'default')")
+
+
+def _parse_pii_eval(add) -> None:
+    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research or HWU64 file, "
+             "and what masking costs the data.",
+             _examples("tunegate pii-eval", "tunegate pii-eval --data hwu64 --json", "tunegate pii-eval --data my_gold.json"))
+    sp.add_argument("--data", default=None, metavar="FILE",
+                    help='Presidio-research or HWU64 JSON file, or "hwu64" for the bundled HWU64 copy '
+                         "(default: the bundled synth_dataset_v2)")
+    sp.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _parse_mask(add) -> None:
+    sp = add("mask", cmd_mask, "Mask PII in a CSV, JSONL or Parquet file (into any of the three; rows the leak "
+             "guard rejects go to <out>.rejected.csv with their reasons).",
+             _examples("tunegate mask --in tickets.csv --out masked.parquet --text-col body",
+                       "tunegate mask --in t.jsonl --out m.csv --text-col text --config tunegate.yaml --id-col id"))
+    sp.add_argument("--in", dest="in_path", required=True, metavar="FILE", help="input file (.csv, .jsonl, .parquet)")
+    sp.add_argument("--out", dest="out_path", required=True, metavar="FILE", help="output file (.csv, .jsonl, .parquet)")
+    sp.add_argument("--text-col", required=True, metavar="COLUMN", help="the column holding the ticket text")
+    sp.add_argument("--config", metavar="FILE", help="project config: masking settings and the taxonomy's label words")
+    sp.add_argument("--id-col", metavar="COLUMN", help="column written to the rejects file to identify a row (never the text)")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+
+def _parse_evaluate(add) -> None:
+    sp = add("evaluate", cmd_evaluate, "Score the latest evaluation's candidates on a fresh labelled file "
+             "(same masking and prompts) next to their frozen-test accuracy.",
+             _examples("tunegate evaluate --fresh fresh_tickets.csv", "tunegate evaluate --fresh f.parquet --sample 1000 --json"))
+    sp.add_argument("--fresh", required=True, metavar="FILE", help="CSV, JSONL or Parquet file with text and label columns")
+    _config_option(sp)
+    sp.add_argument("--sample", type=int, default=None, metavar="N", help="score a stratified sample of N rows")
+    sp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+
+def _parse_ui(add) -> None:
+    sp = add("ui", cmd_ui, "Start the Dagster UI (dagster dev) on the tunegate code location.",
+             _examples("tunegate ui --config tunegate.yaml", "tunegate ui --port 3001"))
+    _config_option(sp)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+
+
+PARSERS = [_parse_demo, _parse_init, _parse_run, _parse_pull, _parse_lineage, _parse_serve_local, _parse_report,
+           _parse_promote, _parse_rollback, _parse_evaluate, _parse_pii_eval, _parse_mask, _parse_ui]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tunegate", formatter_class=_FMT,
+        description="Clean, versioned ticket data to a fine-tuned router, with an honest test.",
+        epilog=_examples("tunegate demo", "tunegate init --from exports/tickets.csv",
+                         "tunegate run --config tunegate.yaml",
+                         "tunegate <command> --help   # options and examples of one command")
+        + "\n\nenvironment:\n  TUNEGATE_LOG_LEVEL  Dagster log level of `run` and `demo` (DEBUG, INFO, WARNING; default INFO)"
+          "\n  OPENAI_BASE_URL     an OpenAI-compatible endpoint (default: the embedded stand-in provider)")
+    p.add_argument("--version", action="version", version=f"tunegate {_version()}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    def add(name, fn, help_, epilog=None):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=epilog, formatter_class=_FMT,
+                            parents=[common])
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("demo", cmd_demo, "Generate the bundled sample into warehouse/landing and run the whole chain on it.")
-    sp.add_argument("--warehouse", help="warehouse folder (default ./warehouse)")
-    sp.add_argument("--n", type=int, default=None, help="tickets drawn from Banking77 (default: all)")
-    sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits")
-
-    sp = add("evaluate", cmd_evaluate, "Score the latest evaluation's candidates on a fresh labelled file "
-             "(same masking and prompts) next to their frozen-test accuracy.")
-    sp.add_argument("--fresh", required=True, help="CSV, JSONL or Parquet file with text and label columns")
-    sp.add_argument("--config")
-    sp.add_argument("--sample", type=int, default=None, help="score a stratified sample of this many rows")
-    sp.add_argument("--json", action="store_true")
-
-    sp = add("init", cmd_init, "Write a commented starter config.")
-    sp.add_argument("--out", default="tunegate.yaml")
-    sp.add_argument("--force", action="store_true")
-
-    sp = add("run", cmd_run, "Run the chain on the config's landing folder, outside the UI.")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits")
-
-    sp = add("pull", cmd_pull, "Write one split of a dataset version to a file (audited).")
-    sp.add_argument("--config")
-    sp.add_argument("--version", default="latest")
-    sp.add_argument("--split", required=True, choices=["train", "val", "test"])
-    sp.add_argument("--format", default="parquet", choices=["parquet", "jsonl", "csv"])
-    sp.add_argument("--out", required=True)
-
-    sp = add("lineage", cmd_lineage, "Walk lineage from a model, job, dataset version or ticket id.")
-    sp.add_argument("subject")
-    sp.add_argument("--config")
-    sp.add_argument("--limit", type=int, default=20, help="ticket ids to list per split")
-
-    sp = add("serve-local", cmd_serve_local, "Run the embedded OpenAI-compatible provider alone.")
-    sp.add_argument("--config")
-    sp.add_argument("--port", type=int, default=8765)
-    sp.add_argument("--state", help="state folder (default <warehouse>/provider)")
-
-    sp = add("report", cmd_report, "Print the latest decision report.")
-    sp.add_argument("--config")
-    sp.add_argument("--format", default="md", choices=["md", "json"])
-
-    for name, fn, help_ in (("promote", cmd_promote, "Route traffic to MODEL if its evaluation beats the current route."),
-                            ("rollback", cmd_rollback, "Route traffic back to the previous model.")):
-        sp = add(name, fn, help_)
-        if name == "promote":
-            sp.add_argument("model")
-            sp.add_argument("--force", action="store_true", help="promote even if it does not beat the current route")
-        sp.add_argument("--config")
-        sp.add_argument("--route", default="default")
-
-    sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research or HWU64 file, and what masking costs the data.")
-    sp.add_argument("--data", default=None, help="Presidio-research or HWU64 JSON file, or \"hwu64\" for the bundled HWU64 copy (default: the bundled synth_dataset_v2)")
-    sp.add_argument("--json", action="store_true")
-
-    sp = add("mask", cmd_mask, "Mask PII in a CSV, JSONL or Parquet file (into any of the three; rows the leak "
-                               "guard rejects go to <out>.rejected.csv with their reasons).")
-    sp.add_argument("--in", dest="in_path", required=True)
-    sp.add_argument("--out", dest="out_path", required=True)
-    sp.add_argument("--text-col", required=True)
-    sp.add_argument("--config", help="project config: masking settings and the taxonomy's label words")
-    sp.add_argument("--id-col", help="column written to the rejects file to identify a row (never the text)")
-
-    sp = add("ui", cmd_ui, "Start the Dagster UI (dagster dev) on the tunegate code location.")
-    sp.add_argument("--config")
-    sp.add_argument("--host", default="127.0.0.1")
-    sp.add_argument("--port", type=int, default=3000)
+    for parse in PARSERS:
+        parse(add)
     return p
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """UserError and config errors, a route refusal, a missing file, a version the catalog does not hold."""
+    from pydantic import ValidationError
+
+    from pipeline.routes import RouteError
+
+    return isinstance(exc, (UserError, RouteError, FileNotFoundError, ValidationError)) or type(exc) is LookupError
+
+
+def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        from pipeline.config import describe_validation_error
+
+        return describe_validation_error(exc, exc.title)
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split("\n")[:1])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.config import ConfigError
-
     try:
         return args.fn(args)
-    except (UserError, ConfigError, LookupError, FileNotFoundError) as exc:
-        print(f"tunegate: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        if _is_user_error(exc):
+            print(f"tunegate: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        print(f"tunegate: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -246,8 +246,9 @@ def _stop_stuck_run(instance: DagsterInstance, run_id: str) -> None:
 
 
 def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipeline", raise_on_error: bool = True,
-            wait_s: float | None = None):
-    """Execute a job in process, one run per warehouse at a time; returns the ExecuteInProcessResult."""
+            wait_s: float | None = None, on_event=None):
+    """Execute a job in process, one run per warehouse at a time; returns the ExecuteInProcessResult.
+    `on_event` sees each event as it is logged (assets.run_console prints the run; Dagster's console stays quiet)."""
     home = dagster_home(cfg)
     os.environ["DAGSTER_HOME"] = str(home)
     if config_path:
@@ -263,7 +264,11 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
         stop = threading.Event()
         watcher = threading.Thread(target=_watch_pool, args=(instance, run_id, stop), name="pool-watch", daemon=True)
         watcher.start()
-        run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")}}}}
+        level = os.environ.get("TUNEGATE_LOG_LEVEL", "INFO")
+        if on_event is not None:
+            level = "CRITICAL"
+            instance.add_event_listener(run_id, on_event)
+        run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
         _say(f"run {run_id[:8]} ({job}) starting on {cfg.warehouse_path}")
         old_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         try:

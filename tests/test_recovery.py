@@ -83,7 +83,7 @@ def test_masking_that_leaves_pii_quarantines_those_tickets(landing, tmp_path, mo
 
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     raw = steps.step_raw_tickets(cfg)
-    monkeypatch.setattr(Masker, "mask_texts", lambda self, texts: [MaskResult(t, {}) for t in texts])
+    monkeypatch.setattr(Masker, "mask_texts", lambda self, texts, **kw: [MaskResult(t, {}) for t in texts])
     out = steps.step_masked_tickets(cfg, raw.version)
     kept = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "masked_tickets", out.version, "tickets")
     quarantine = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "masked_tickets", out.version, "quarantine")

@@ -160,12 +160,149 @@ def test_files_written_and_valid(labels, config, tmp_path):
     rep = build_report(res, config, 80.0, None, tmp_path)
     loaded = json.loads((tmp_path / "report.json").read_text())
     assert loaded == rep
-    assert set(rep) >= {"candidates", "recommendation", "best_vs_runner_up", "plots", "ranking", "business"}
+    assert set(rep) >= {"candidates", "recommendation", "best_vs_runner_up", "plots", "ranking", "business",
+                        "decision_money", "assumptions", "identification"}
     for rel in rep["plots"].values():
         assert (tmp_path / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<table>" in html
+    # every chart inline, the critical-labels chart too (the bundled taxonomy marks some labels critical)
+    assert html.count("data:image/png;base64,") == len(rep["plots"]) == 6 and "<table>" in html
+    assert "critical_labels" in rep["plots"]
     md = (tmp_path / "report.md").read_text()
-    first_table = md.split("\n\n")[2]
-    assert first_table.startswith("| candidate | accuracy [95% CI]") and "tg-small/fine_tuned" in first_table
-    assert "Recommendation:" in md and "payback" in md
+    assert md.index("## Recommendation:") < md.index("## Candidates") < md.index("## Assumptions")
+    assert "tg-small fine-tuned (recommended)" in md and "payback" in md
+
+
+# ------------------------------------------------------------------------------------ the new report
+CRITICAL = {"lost_or_stolen_card": 40.0, "compromised_card": 25.0, "card_swallowed": 10.0}
+
+
+@pytest.fixture(scope="module")
+def critical_config(labels):
+    tax = {lab: ({"critical": True, "error_cost": CRITICAL[lab]} if lab in CRITICAL else {})
+           for lab in dict.fromkeys(labels)}
+    return load_config(None, evaluation={"bootstrap": 300}, taxonomy={"labels": tax})
+
+
+@pytest.fixture(scope="module")
+def full_report(labels, critical_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-small/few_shot": 0.45,
+                           "tg-small/fine_tuned": 0.10, "tg-large/long_prompt": 0.30}, critical_config)
+    rep = build_report(res, critical_config, 80.0, {"model": "tg-small"}, out, run_id="run-0042",
+                       endpoint="embedded:/srv/wh/provider", generated_at="2026-11-29 12:00 UTC",
+                       notes=["Fine-tuning of tg-large was skipped: finetune is false for it."])
+    return rep, out
+
+
+def test_money_comes_with_a_range_over_the_cost_assumptions(full_report):
+    rep, _ = full_report
+    money = rep["decision_money"]
+    by = {c["name"]: c for c in rep["candidates"]}
+    assert money["kind"] == "saving" and (money["from"], money["to"]) == ("tg-small/few_shot", "tg-small/fine_tuned")
+    base = by["tg-small/few_shot"]["economics"]["total_monthly_cost"] - by["tg-small/fine_tuned"]["economics"]["total_monthly_cost"]
+    assert money["monthly"] == pytest.approx(base)
+    sens = {r["assumption"]: r for r in money["sensitivity"]["one_at_a_time"]}
+    assert set(sens) == {"seconds_per_correction", "hourly_cost", "error_cost", "monthly_volume"}
+    # every cost is proportional to the volume, so the saving is too
+    assert sens["monthly_volume"]["at_50"] == pytest.approx(0.5 * base)
+    assert sens["monthly_volume"]["at_150"] == pytest.approx(1.5 * base)
+    # the hourly cost moves only the correction part of the saving
+    corr = by["tg-small/few_shot"]["economics"]["correction_cost"] - by["tg-small/fine_tuned"]["economics"]["correction_cost"]
+    assert sens["hourly_cost"]["at_150"] - base == pytest.approx(0.5 * corr)
+    err = by["tg-small/few_shot"]["economics"]["error_cost"] - by["tg-small/fine_tuned"]["economics"]["error_cost"]
+    assert sens["error_cost"]["at_50"] - base == pytest.approx(-0.5 * err)
+    s = money["sensitivity"]
+    assert s["corners"] == 16 and s["low"] < base < s["high"]
+    assert 0 <= money["holds_in"] <= 16 and money["holds_in"] == 16  # a 35-point gain survives every corner
+    html = (full_report[1] / "report.html").read_text()
+    # money to three significant figures, never to the cent
+    from pipeline.model.report.formats import money as fmt
+
+    assert fmt(base, "USD") in html and f"{base:,.2f}" not in html
+
+
+def test_critical_labels_per_candidate_hand_checked(full_report, critical_config, labels):
+    rep, _ = full_report
+    ft = next(c for c in rep["candidates"] if c["name"] == "tg-small/fine_tuned")
+    rows = {r["label"]: r for r in ft["critical_labels"]}
+    assert set(rows) == set(CRITICAL)
+    per_correction = 90 / 3600 * 30
+    for lab, cost in CRITICAL.items():
+        r = rows[lab]
+        errors = (1 - r["recall"]) * (10 / 770) * 60000  # 10 test rows of 770 per label
+        assert r["errors_per_month"] == pytest.approx(errors)
+        assert r["cost_per_month"] == pytest.approx(errors * (cost + per_correction))
+    assert sum(r["cost_per_month"] for r in ft["critical_labels"]) <= ft["economics"]["total_monthly_cost"]
+    html = (full_report[1] / "report.html").read_text()
+    assert 'alt="Monthly cost of errors on critical labels per candidate"' in html
+    assert html.count("<details") >= len(rep["candidates"])  # one critical-labels table per candidate
+
+
+def test_report_order_identification_and_notes(full_report):
+    rep, out = full_report
+    html = (out / "report.html").read_text()
+    order = ['id="recommendation"', 'id="sensitivity"', 'id="critical"', 'id="accuracy"', 'id="cost-accuracy"',
+             'id="per-class"', 'id="candidates"', 'id="assumptions"', 'id="identification"']
+    pos = [html.index(o) for o in order]
+    assert pos == sorted(pos)
+    ident = html[html.index('id="identification"'):]
+    for text in ("ft:tg-small:t:1", "tunegate promote ft:tg-small:t:1", "run-0042", "2026-11-29 12:00 UTC",
+                 "embedded:/srv/wh/provider", "stand-in", rep["dataset_version"]):
+        assert text in ident, text
+    assert "Fine-tuning of tg-large was skipped" in html and "embedded stand-in provider" in html
+    assert 'name="viewport"' in html and "overflow-x:auto" in html
+    # the assumptions table names every swung assumption and its config key
+    keys = {a["key"] for a in rep["assumptions"]}
+    assert {"business.monthly_volume", "business.seconds_per_correction", "business.hourly_cost",
+            "taxonomy.labels.lost_or_stolen_card.error_cost"} <= keys
+    assert "(critical)" not in html.split('id="critical"')[0]  # no repeated "(critical)" figures
+
+
+def test_per_class_readable_with_many_labels_and_optional_details(labels, critical_config, tmp_path):
+    res = _result(labels, {"tg-small/few_shot": 0.45, "tg-small/fine_tuned": 0.10}, critical_config)
+    res.metrics["tg-small/fine_tuned"]["details"] = {"structured output": "json_schema"}
+    res.metrics["tg-small/few_shot"]["few_shot_used"] = 154
+    rep = build_report(res, critical_config, None, None, tmp_path)
+    assert len(rep["per_class"]["shown"]) == 30 and len(set(rep["per_class"]["shown"])) == 30
+    html = (tmp_path / "report.html").read_text()
+    full_table = html[html.index("F1 of all 77 labels"):]
+    assert all(f"<td>{lab}</td>" in full_table for lab in set(labels))
+    assert "structured output" in html and "json_schema" in html and "few-shot examples used" in html
+    assert rep["identification"]["run_id"] is None and "not recorded" in html
+
+
+@pytest.mark.slow
+def test_report_reads_on_desktop_and_phone_in_chromium(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "check_report_layout", Path(__file__).resolve().parent.parent / "benchmarks" / "check_report_layout.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not mod.chromium_available():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    html = mod.build_sample_report(tmp_path)
+    res = mod.check_html(html)
+    assert res["phone"]["viewport"] == 390 and res["desktop"]["viewport"] == 1280
+    for width, r in res.items():
+        assert r["ok"], (width, r)
+        assert r["images"] >= 5 and r["images_broken"] == 0
+    # the same check catches a page that scrolls sideways
+    wide = tmp_path / "wide.html"
+    wide.write_text(html.read_text().replace("<body>", "<body><div style='width:900px'>x</div>", 1))
+    assert not mod.check_html(wide, {"phone": 390})["phone"]["ok"]
+
+
+def test_one_candidate_and_missing_optional_figures_still_render(labels, tmp_path):
+    cfg = load_config(None, evaluation={"bootstrap": 300},
+                      taxonomy={"labels": {lab: {} for lab in dict.fromkeys(labels)}})
+    res = _result(labels, {"tg-small/few_shot": 0.30}, cfg)
+    for key in ("n_retried", "latency_p50_s", "latency_p95_s", "stability", "order_sensitivity"):
+        res.metrics["tg-small/few_shot"].pop(key, None)
+    rep = build_report(res, cfg, None, None, tmp_path)
+    assert rep["recommendation"]["action"] == "keep_prompting" and rep["decision_money"] == {"kind": "none"}
+    html = (tmp_path / "report.html").read_text()
+    assert "Keep prompting with tg-small/few_shot." in html and "No label is marked critical" in html
+    assert 'id="sensitivity"' not in html and "critical_labels" not in rep["plots"]

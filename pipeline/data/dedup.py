@@ -345,11 +345,14 @@ class NearDupIndex:
         """Per text: keys of indexed near duplicates (exact Jaccard >= threshold, or containment)."""
         return [[k for k, _ in row] for row in self.query_scored(texts)]
 
-    def self_pairs(self) -> list[tuple[int, int, float]]:
+    def self_pairs(self, progress=None) -> list[tuple[int, int, float]]:
         """Verified pairs (i < j, jaccard) among the indexed items, by internal position."""
         pairs = []
+        n = len(self.sets)
         for i, hits in enumerate(self._verified(self.sets, self._minhashes, self.templates)):
             pairs.extend((i, c, j) for c, j in hits if c > i)
+            if progress is not None and (i + 1 == n or (i + 1) % 500 == 0):
+                progress(i + 1, n)
         return pairs
 
 
@@ -388,7 +391,7 @@ class _CappedUnionFind:
         return True
 
 
-def find_clusters(df: pd.DataFrame, spec: DedupSpec) -> tuple[pd.DataFrame, dict]:
+def find_clusters(df: pd.DataFrame, spec: DedupSpec, progress=None) -> tuple[pd.DataFrame, dict]:
     """Exact groups and capped near-duplicate/template clusters, one row per ticket.
 
     Returns (frame, stats). The frame has ticket_id, exact_group, template_key, cluster_id,
@@ -413,7 +416,7 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec) -> tuple[pd.DataFrame, dict
 
     index = NearDupIndex(spec)
     index._add_sets([str(i) for i in range(len(nodes))], [_char_ngrams(t, spec.ngram) for t in nodes], nodes)
-    pairs = index.self_pairs()
+    pairs = index.self_pairs(progress=progress)
     pairs.sort(key=lambda p: (-p[2], p[0], p[1]))  # strongest links first, ties by content order
 
     uf = _CappedUnionFind(len(nodes), spec.max_cluster_size)

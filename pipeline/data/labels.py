@@ -261,7 +261,7 @@ def _cluster_folds(d: pd.DataFrame, y: np.ndarray, spec: LabelCheckSpec) -> list
     return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(spec.cv_folds)]
 
 
-def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = False) -> pd.DataFrame:
+def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = False, progress=None) -> pd.DataFrame:
     """Likely wrong labels, from cross-validated out-of-sample probabilities and cleanlab.
 
     Rows with no `label` and classes with fewer than max(min_class_size, cv_folds) rows are not
@@ -288,7 +288,7 @@ def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = Fals
     X = _features(d["text"])
     folds = _cluster_folds(d, y, spec)
     probs = np.zeros((len(d), len(classes)))
-    for tr, te in folds:
+    for k, (tr, te) in enumerate(folds):
         clf = _fit(_classifier(spec.seed), X[tr], y[tr])
         # Softmax over the linear scores (the multinomial-logit reading of the model): SGD's own
         # predict_proba normalises one-vs-rest sigmoids, which is underconfident and cost ~20 points
@@ -296,6 +296,8 @@ def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = Fals
         z = np.full((len(te), len(classes)), -1e9)
         z[:, clf.classes_] = clf.decision_function(X[te])
         probs[te] = softmax(z, axis=1)
+        if progress is not None:
+            progress(k + 1, len(folds))
 
     ranked = find_label_issues(y, probs, filter_by=spec.issue_filter_by, return_indices_ranked_by="self_confidence")
     quality = get_label_quality_scores(y, probs, method="self_confidence")
@@ -388,7 +390,7 @@ def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame
 # all together
 # --------------------------------------------------------------------------------------------
 def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: TaxonomySpec,
-                 spec: LabelCheckSpec, frozen: pd.Series | None = None) -> tuple[pd.DataFrame, dict]:
+                 spec: LabelCheckSpec, frozen: pd.Series | None = None, progress=None) -> tuple[pd.DataFrame, dict]:
     """Run every label check. Returns (labelled, report).
 
     labelled: ticket_id, label, label_status, label_issue, suggested_label, label_quality, conflict,
@@ -421,7 +423,7 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
 
     scored_in = normed.drop(columns=["cluster_id"], errors="ignore").merge(
         clusters[["ticket_id", "cluster_id"]], on="ticket_id", how="left")
-    scores = label_issues(scored_in, spec, return_all=True)
+    scores = label_issues(scored_in, spec, return_all=True, progress=progress)
     kept, info = apply_policy(normed, scores, conflicts, spec, keep_ids)
 
     labelled = kept[["ticket_id", "label", "label_status", "label_issue", "suggested_label", "label_quality",

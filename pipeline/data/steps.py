@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline import storage
 from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
+from pipeline.progress import tracker
 
 CODE_VERSION = "1"
 
@@ -55,8 +56,10 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
     storage.clean_stale_tmp(cfg.warehouse_path)
     res = ingest_landing(cfg)
     if res.rows_in == 0:
-        raise ValueError(f"no records in landing folder {cfg.landing_path} "
-                         f"({len(res.files)} files; patterns {cfg.landing.patterns})")
+        from pipeline.errors import UserError
+
+        raise UserError(f"no records in landing folder {cfg.landing_path} ({len(res.files)} files; patterns "
+                        f"{cfg.landing.patterns}): drop an export there or fix `landing:` in the config")
     meta = {
         "rows_in": res.rows_in,
         "rows_kept": len(res.tickets),
@@ -69,8 +72,12 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
                   {"tickets": res.tickets, "quarantine": res.quarantine, "files": res.files},
                   len(res.tickets), [], run_id, meta)
     if res.tickets.empty:  # the quarantine is kept (above) so the reasons can be read
-        raise ValueError(f"every one of the {res.rows_in} records in {cfg.landing_path} was quarantined: "
-                         f"{res.quarantine_counts()}")
+        from pipeline.errors import UserError
+
+        why = sorted((f"{r.source_file}: {r.message}" for r in res.files.itertuples() if getattr(r, "message", "")),
+                     key=lambda m: "required column" not in m)
+        raise UserError((why[0] + "; " if why else "") + f"every one of the {res.rows_in} records in "
+                        f"{cfg.landing_path} was quarantined: {res.quarantine_counts()}")
     return out
 
 
@@ -82,7 +89,7 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
     # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py)
     masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=raw["text"].tolist())
-    results = masker.mask_texts(raw["text"].tolist())
+    results = masker.mask_texts(raw["text"].tolist(), progress=tracker("masking"))
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", [r.text for r in results])
     masked["pii_types"] = [",".join(sorted(r.counts)) for r in results]
@@ -133,7 +140,7 @@ def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: 
     from pipeline.data.dedup import cluster_label_conflicts, find_clusters
 
     masked = _read(cfg, storage.CLEAN_ZONE, "masked_tickets", masked_version, "tickets")
-    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup)
+    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup, progress=tracker("dedup"))
     members = masked.merge(clusters, on="ticket_id", how="left", validate="one_to_one")
     reps = members[members["is_representative"]].reset_index(drop=True)
     conflicts = cluster_label_conflicts(members.assign(label=members["label_raw"].str.strip().str.casefold()))
@@ -153,7 +160,8 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
         columns={"ticket_id": "representative_id"})
     members = members.merge(rep_of, on="cluster_id", how="left", validate="many_to_one")
     labelled, report = check_labels(members, members[["ticket_id", "cluster_id", "exact_group"]], cfg.taxonomy,
-                                    cfg.label_checks, frozen=published_labels(cfg))
+                                    cfg.label_checks, frozen=published_labels(cfg),
+                                    progress=tracker("label checks"))
     rejected = report.pop("rejected", None)
     context = members[["ticket_id", "created_at", "channel", "text", "operator_id", "source_file", "cluster_id",
                        "exact_group", "representative_id", "is_representative", "dup_kind"]]

@@ -489,13 +489,15 @@ def _overloaded(exc: Exception) -> bool:
 def complete_many(client: openai.OpenAI, requests: list[dict[str, Any]], concurrency: int = 8,
                   max_retries: int = 5, *, backoff_base_s: float = 0.25, backoff_max_s: float = 20.0,
                   seed: int | None = None, concurrency_start: int | None = None,
-                  timeout_s: float | None = None, timeout_per_1k_tokens_s: float = 0.0) -> Results:
+                  timeout_s: float | None = None, timeout_per_1k_tokens_s: float = 0.0,
+                  on_done=None) -> Results:
     """Run chat completions concurrently; `requests[i]` are keyword arguments of
     `client.chat.completions.create` (model, messages, temperature, ...). Results keep input order.
 
     At most `concurrency` requests are in flight, starting from `concurrency_start` (default: all of
     them) and adapting as `AdaptiveLimit` says. With `timeout_s`, a request's timeout is
-    `timeout_s + timeout_per_1k_tokens_s` per 1,000 prompt tokens."""
+    `timeout_s + timeout_per_1k_tokens_s` per 1,000 prompt tokens. `on_done(1)` is called as each request
+    ends (for progress bars)."""
     c = client.with_options(max_retries=0)  # retries are ours: backoff with jitter, per-row accounting
     rng = random.Random(seed)
     rng_lock = threading.Lock()
@@ -550,6 +552,9 @@ def complete_many(client: openai.OpenAI, requests: list[dict[str, Any]], concurr
                 res.completion_tokens = resp.usage.completion_tokens
             break
         res.elapsed_s = time.perf_counter() - t_start
+        if on_done is not None:
+            with rng_lock:
+                on_done(1)
         return res
 
     out = Results()

@@ -222,14 +222,15 @@ class Route:
     context_tokens: int | None = None
 
 
-def _run(route: Route, requests: list[dict]) -> tuple[list[dict], dict]:
-    """Send requests through the shared endpoint helper; normalise each result to a dict."""
+def _run(route: Route, requests: list[dict], tick=None) -> tuple[list[dict], dict]:
+    """Send requests through the shared endpoint helper; normalise each result to a dict.
+    `tick(n)` is told of every finished request (for progress)."""
     from pipeline.model.endpoint import complete_many
 
     spec = route.spec
     results = complete_many(route.client, requests, concurrency=spec.concurrency, max_retries=spec.max_retries,
                             concurrency_start=spec.concurrency_start, timeout_s=spec.timeout_s,
-                            timeout_per_1k_tokens_s=spec.timeout_per_1k_tokens_s)
+                            timeout_per_1k_tokens_s=spec.timeout_per_1k_tokens_s, on_done=tick)
     out = []
     for r in results:
         usage = _get(r, "usage")
@@ -345,12 +346,14 @@ class PartialStore:
 
 
 def _answers(route: Route, requests: list[dict], row_ids: list[str], store: PartialStore,
-             dataset_version: str) -> tuple[list[dict], dict]:
+             dataset_version: str, tick=None) -> tuple[list[dict], dict]:
     """Results for `requests`, reusing the answers a previous run already received for the same pass."""
     key = PartialStore.key(requests, row_ids, dataset_version)
     done = store.load(key)
     todo = [i for i, rid in enumerate(row_ids) if rid not in done]
-    fresh, load = _run(route, [requests[i] for i in todo]) if todo else ([], {})
+    if tick is not None and len(row_ids) > len(todo):
+        tick(len(row_ids) - len(todo))
+    fresh, load = _run(route, [requests[i] for i in todo], tick) if todo else ([], {})
     out: list[dict] = []
     by_index = dict(zip(todo, fresh))
     for i, rid in enumerate(row_ids):
@@ -469,7 +472,7 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                    label_col: str = "label", id_col: str = "ticket_id", log=None,
                    routes: dict[str, Route] | None = None, partial_dir: str | os.PathLike | None = None,
                    settings_extra: dict | None = None, provenance: dict | None = None,
-                   extra_runs: bool = True) -> EvaluationResult:
+                   extra_runs: bool = True, progress=None) -> EvaluationResult:
     """Score every candidate on the same (optionally sampled) frozen test rows.
 
     `client` serves every candidate unless `routes` maps a candidate name to its own `Route`.
@@ -505,6 +508,15 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
     enc = _encoding()
     longest = max((len(enc.encode(t, disallowed_special=())) for t in texts), default=0)
     mode_cache: dict = {}
+    # requests over all candidates: the main pass, the stability repeats and the shuffled few-shot pass
+    total = sum(len(rows) * (1 + (ev.repeats - 1 if ev.repeats > 1 and extra_runs else 0)
+                             + (c.approach == "few_shot" and len(examples) > 1 and extra_runs)) for c in candidates)
+    sent = [0]
+
+    def tick(n: int) -> None:  # requests answered so far, over all candidates
+        sent[0] = min(total, sent[0] + n)
+        if progress is not None:
+            progress(sent[0], total)
 
     scored: dict[str, pd.DataFrame] = {}
     extras: dict[str, dict] = {}
@@ -531,7 +543,7 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
             load = {"rows_requested": 0, "rows_resumed": 0}
         else:
             reqs = _requests(cand, texts, taxonomy, ex, 0.0, ev.seed, mode)
-            raw, load = _answers(route, reqs, row_ids, store, dataset_version)
+            raw, load = _answers(route, reqs, row_ids, store, dataset_version, tick)
         pred = pd.concat([_parse(raw, labels),
                           pd.DataFrame(raw)[["latency_s", "prompt_tokens", "completion_tokens", "attempts"]]],
                          axis=1)
@@ -554,7 +566,7 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
             agree = []
             for r in range(1, ev.repeats):
                 again_raw, _ = _answers(route, _requests(cand, texts, taxonomy, ex, STABILITY_TEMPERATURE,
-                                                          ev.seed + r, mode), row_ids, store, dataset_version)
+                                                          ev.seed + r, mode), row_ids, store, dataset_version, tick)
                 again = _parse(again_raw, labels)
                 agree.append(_agreement(pred["predicted"], again["predicted"]))
             extras[cand.name]["stability"] = {"temperature": STABILITY_TEMPERATURE, "runs": ev.repeats,
@@ -562,7 +574,7 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
         if cand.approach == "few_shot" and ex and len(ex) > 1 and extra_runs and "order_sensitivity" not in na:
             # same examples, another order
             other_raw, _ = _answers(route, _requests(cand, texts, taxonomy, shuffled(ex, ev.seed + 1000), 0.0,
-                                                     ev.seed, mode), row_ids, store, dataset_version)
+                                                     ev.seed, mode), row_ids, store, dataset_version, tick)
             other = _parse(other_raw, labels)
             acc = float(np.mean([p == t for p, t in zip(pred["predicted"], y_true)]))
             acc_other = float(np.mean([p == t for p, t in zip(other["predicted"], y_true)]))
@@ -590,6 +602,8 @@ def run_evaluation(client, test: pd.DataFrame, train: pd.DataFrame, config, cand
                 "few_shot": few_shot_usage(examples, labels, ev.few_shot_k, ev.few_shot_max),
                 "provenance": provenance,
                 **(settings_extra or {})}
+    if progress is not None:  # passes skipped as not applicable count as done
+        progress(total, total)
     return score_candidates(config, candidates, row_ids, y_true, scored, extras, dataset_version, settings)
 
 

@@ -25,6 +25,7 @@ from pipeline.catalog import Catalog
 from pipeline.config import TunegateConfig
 from pipeline.data.steps import CODE_VERSION, StepOutput, _json_safe, read_split
 from pipeline.model.endpoint import EndpointError, EndpointUnreachable  # noqa: F401 - raised by the steps
+from pipeline.progress import tracker
 
 
 def _record(cfg: TunegateConfig, artifact: str, version: str, path: str, rows: int | None,
@@ -212,7 +213,7 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
     partial = cfg.warehouse_path / storage.CLEAN_ZONE / "holdout_evaluation" / ".partial"
     skipped = job_ref["meta"].get("finetune_skipped")
     result = run_evaluation(None, test, train, cfg, candidates, dataset_version, log=log, routes=routes,
-                            partial_dir=partial, provenance=provenance,
+                            partial_dir=partial, provenance=provenance, progress=tracker("evaluation"),
                             settings_extra={"finetune_skipped": skipped, "probes": eps.probes()})
     if result.best is None:  # nothing complete to rank: the answers received wait in the partial store
         samples = {n: (m.get("errors_sample") or [None])[0] for n, m in result.metrics.items()}
@@ -258,7 +259,11 @@ def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run
     result = load_evaluation(eval_ref["path"])
     training_cost = {base: (j.get("cost") or 0.0) for base, j in job_ref["meta"]["jobs"].items()}
     out_dir = cfg.warehouse_path / "reports" / eval_ref["version"]
-    report = build_report(result, cfg, training_cost, catalog.current_route(), out_dir)
+    from datetime import datetime, timezone
+
+    report = build_report(result, cfg, training_cost, catalog.current_route(), out_dir, run_id=run_id,
+                          endpoint=job_ref["meta"].get("endpoint"),
+                          generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     # "latest" is a symlink swapped in one step: a reader never finds it missing or half-written
     latest = cfg.warehouse_path / "reports" / "latest"
     link = latest.with_name(f".latest-{uuid.uuid4().hex[:8]}")

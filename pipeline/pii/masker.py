@@ -423,8 +423,8 @@ class Masker:
             out.append((t, s, e, sc))
         return out
 
-    def analyze(self, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
-        """(entity_type, start, end) per text, sorted by start, non-overlapping."""
+    def analyze(self, texts: Sequence[str], progress=None) -> list[list[tuple[str, int, int]]]:
+        """(entity_type, start, end) per text, sorted by start, non-overlapping; `progress(done, total)` per batch."""
         if self._common is None:
             self.fit_vocabulary(texts)
         self._not_name = self.not_name_words()
@@ -436,6 +436,8 @@ class Masker:
                 self._cache[t] = r
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
+            if progress is not None:
+                progress(min(i + bs, len(todo)), len(todo))
         out = []
         for t in texts:
             r = self._cache.get(t)
@@ -471,9 +473,9 @@ class Masker:
         pieces.append(text[pos:])
         return MaskResult("".join(pieces), dict(counts))
 
-    def mask_texts(self, texts: Sequence[str]) -> list[MaskResult]:
+    def mask_texts(self, texts: Sequence[str], progress=None) -> list[MaskResult]:
         texts = ["" if t is None else str(t) for t in texts]
-        return [self._apply(t, s) for t, s in zip(texts, self.analyze(texts))]
+        return [self._apply(t, s) for t, s in zip(texts, self.analyze(texts, progress=progress))]
 
     def mask_text(self, text: str) -> MaskResult:
         return self.mask_texts([text])[0]
