@@ -6,6 +6,7 @@ The config is read once per run by the `tunegate` resource; the endpoint key com
 environment (`OPENAI_API_KEY`) through `dg.EnvVar` when it is set.
 """
 import os
+import warnings
 
 import dagster as dg
 
@@ -17,6 +18,8 @@ from assets.schedules import nightly_refresh_schedule
 from assets.sensors import ALL_SENSORS
 
 API_KEY_ENV = "OPENAI_API_KEY"
+# `Output(data_version=...)` is marked beta; it is the documented way to give an output its content hash
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*data_version.*")
 
 config_resource = TunegateConfigResource()
 

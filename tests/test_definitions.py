@@ -1,19 +1,41 @@
-"""The code location: every asset guarded by checks, pools set, the nightly schedule, the landing sensor."""
-from dagster import RunRequest, SkipReason, build_sensor_context
+"""The code location: every asset versioned, owned and guarded by checks; resources, jobs, schedule and sensors."""
+import json
+
+import dagster as dg
+import yaml
 
 from assets.definitions import defs
+from assets.io_manager import VersionRefIOManager
+from assets.resources import TunegateConfigResource
+
+DATA = {"raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits"}
+MODEL = {"finetune_files", "finetune_job", "holdout_evaluation", "decision_report"}
 
 
-def test_graph_has_every_stage_with_checks_and_a_pool():
+def test_graph_has_every_stage_with_checks_a_pool_kinds_owners_and_a_code_version():
     graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits",
-                    "finetune_files", "finetune_job", "holdout_evaluation", "decision_report"}
+    nodes = {k.to_user_string(): graph.get(k) for k in graph.get_all_asset_keys()}
+    assert set(nodes) == DATA | MODEL
     checked = {c.asset_key.to_user_string() for c in graph.asset_check_keys}
-    assert {"raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits",
-            "finetune_files"} <= checked
-    for key in graph.get_all_asset_keys():
-        assert graph.get(key).pools == {"tunegate_catalog"}, key
+    assert checked == DATA | MODEL  # the model half is guarded too
+    for name, node in nodes.items():
+        assert node.pools == {"tunegate_catalog"}, name
+        assert node.code_version, name
+        assert node.owners == (["team:data-engineering"] if name in DATA else ["team:ml-engineering"]), name
+        assert node.tags["layer"] == ("data" if name in DATA else "model"), name
+    assert {"presidio", "parquet"} <= nodes["masked_tickets"].kinds
+    assert "duckdb" in nodes["dataset_splits"].kinds and "openai" in nodes["holdout_evaluation"].kinds
+    assert nodes["raw_tickets"].tags["pii"] == "raw" and nodes["dataset_splits"].tags["pii"] == "masked"
+    assert isinstance(defs.resources["io_manager"], VersionRefIOManager)
+
+
+def test_model_checks_and_jobs_in_one_place():
+    checks = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
+    assert {"evaluation_complete", "evaluation_no_candidate_failed", "recommendation_significant",
+            "finetune_jobs_succeeded", "finetune_files_valid"} <= checks
+    jobs = {j.name for j in defs.resolve_all_job_defs()}
+    assert {"refresh_dataset", "model_half", "full_pipeline"} <= jobs
+    assert {k.to_user_string() for k in defs.resolve_job_def("model_half").asset_layer.executable_asset_keys} == MODEL
 
 
 def test_nightly_schedule_refreshes_the_dataset():
@@ -21,18 +43,70 @@ def test_nightly_schedule_refreshes_the_dataset():
     assert schedule.cron_schedule == "0 2 * * *" and schedule.job_name == "refresh_dataset"
 
 
+def test_config_is_read_once_per_run(tmp_path):
+    """A config edited while a run is going does not change that run; the next run sees the edit."""
+    path = tmp_path / "tunegate.yaml"
+    path.write_text(yaml.safe_dump({"project": "first", "warehouse": str(tmp_path / "wh")}))
+    seen = []
+
+    @dg.asset
+    def edits_config(tunegate: TunegateConfigResource) -> int:
+        seen.append(tunegate.load().project)
+        path.write_text(yaml.safe_dump({"project": "second", "warehouse": str(tmp_path / "wh")}))
+        return 1
+
+    @dg.asset(deps=[edits_config])
+    def reads_config(tunegate: TunegateConfigResource) -> int:
+        seen.append(tunegate.load().project)
+        return 1
+
+    resources = {"tunegate": TunegateConfigResource(config_path=str(path))}
+    assert dg.materialize([edits_config, reads_config], resources=resources).success
+    assert seen == ["first", "first"]
+    assert dg.materialize([reads_config], resources=resources, selection=[reads_config]).success
+    assert seen[-1] == "second"
+
+
+def test_version_references_are_json_and_path_metadata_is_the_data_folder(tmp_path):
+    """The IO manager stores the small reference as JSON and leaves `path` pointing at the version folder."""
+    folder = tmp_path / "datasets" / "thing" / "abc123"
+    folder.mkdir(parents=True)
+
+    @dg.asset
+    def thing() -> dg.Output:
+        ref = {"artifact": "thing", "version": "abc123", "path": str(folder), "rows": 3}
+        return dg.Output(ref, metadata={"path": dg.MetadataValue.path(str(folder))},
+                         data_version=dg.DataVersion("abc123"))
+
+    @dg.asset
+    def after(thing: dict) -> int:
+        return thing["rows"]
+
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        res = dg.materialize([thing, after], instance=instance, resources={"io_manager": VersionRefIOManager()})
+        assert res.success and res.output_for_node("after") == 3
+        mat = res.asset_materializations_for_node("thing")[0]
+        assert mat.metadata["path"].value == str(folder)
+        stored = list((tmp_path / "home").rglob("refs/thing.json"))
+        assert len(stored) == 1 and json.loads(stored[0].read_text())["version"] == "abc123"
+        latest = instance.get_latest_materialization_event(dg.AssetKey("thing")).asset_materialization
+        assert latest.tags["dagster/data_version"] == "abc123"
+
+
 def test_landing_sensor_fires_on_new_files_only(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEGATE_WAREHOUSE", str(tmp_path))
     monkeypatch.delenv("TUNEGATE_CONFIG", raising=False)
     sensor = defs.resolve_sensor_def("landing_files_sensor")
-    ctx = build_sensor_context(cursor=None)
+    res = {"tunegate": TunegateConfigResource()}
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
     assert isinstance(sensor.evaluate_tick(ctx).skip_message, str)  # no landing folder yet
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "a.csv").write_text("ticket_id,customer_text,operator_label\n1,where is my card,card_arrival\n")
-    first = sensor.evaluate_tick(build_sensor_context(cursor=None))
+    first = sensor.evaluate_tick(dg.build_sensor_context(cursor=None, resources=res))
     assert len(first.run_requests) == 1
-    again = sensor.evaluate_tick(build_sensor_context(cursor=first.cursor))
+    again = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=res))
     assert not again.run_requests
     (tmp_path / "landing" / "b.jsonl").write_text('{"ticket_id": "2", "customer_text": "card lost", "operator_label": "lost_or_stolen_card"}\n')
-    third = sensor.evaluate_tick(build_sensor_context(cursor=first.cursor))
+    third = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=res))
     assert len(third.run_requests) == 1 and third.cursor != first.cursor
