@@ -46,8 +46,8 @@ class Candidate:
     @property
     def prompt_style(self) -> str:
         """zero_shot and few_shot use the short prompt (label names only), so few-shot measures what
-        the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the long
-        prompt it was trained with (`pipeline.model.finetune_files`)."""
+        the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the prompt
+        it was trained with (`config.finetune.prompt_style`, set by `candidates_from_config`)."""
         if self.style:
             return self.style
         return "long" if self.approach in ("long_prompt", "fine_tuned") else "short"
@@ -182,7 +182,8 @@ def _get(obj: Any, name: str, default=None):
 
 
 def _run(client, requests: list[dict], config) -> list[dict]:
-    """Send requests through the shared endpoint helper; normalise each result to a dict."""
+    """Send requests through `endpoint.complete_many` (retries, backoff, bounded concurrency): one
+    `endpoint.Result` per request, in order, a failed request carrying its error; each becomes a row dict."""
     from pipeline.model.endpoint import complete_many
 
     results = complete_many(client, requests, concurrency=config.endpoint.concurrency,
