@@ -101,8 +101,12 @@ def decision_report(context: dg.AssetExecutionContext, tunegate: TunegateConfigR
     import json
 
     out = model_steps.step_decision_report(tunegate.load(), holdout_evaluation, finetune_job, run_id=context.run_id)
-    with open(os.path.join(out.path, "report.md"), encoding="utf-8") as fh:
-        md = inline_images(fh.read(), out.path)
+    md_path = os.path.join(out.path, "report.md")
+    if os.path.exists(md_path):  # the preview shows the charts inline; report_html links the full page
+        with open(md_path, encoding="utf-8") as fh:
+            md = inline_images(fh.read(), out.path)
+    else:
+        md = f"The report is {out.meta['report']}."
     rec = out.meta.get("recommendation") or {}
     per_candidate = {}
     report_json = os.path.join(out.path, "report.json")

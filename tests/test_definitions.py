@@ -110,3 +110,35 @@ def test_landing_sensor_fires_on_new_files_only(tmp_path, monkeypatch):
     (tmp_path / "landing" / "b.jsonl").write_text('{"ticket_id": "2", "customer_text": "card lost", "operator_label": "lost_or_stolen_card"}\n')
     third = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=res))
     assert len(third.run_requests) == 1 and third.cursor != first.cursor
+
+
+def test_finetune_sensor_waits_for_a_catalog(tmp_path, monkeypatch):
+    from assets.resources import CatalogResource, EndpointResource
+
+    monkeypatch.setenv("TUNEGATE_WAREHOUSE", str(tmp_path))
+    monkeypatch.delenv("TUNEGATE_CONFIG", raising=False)
+    cfg = TunegateConfigResource()
+    sensor = defs.resolve_sensor_def("finetune_job_sensor")
+    with dg.build_sensor_context(resources={"catalog": CatalogResource(config=cfg),
+                                            "endpoint": EndpointResource(config=cfg)}) as ctx:
+        result = sensor.evaluate_tick(ctx)
+    assert not result.run_requests and result.skip_message == "no catalog yet"
+    assert not (tmp_path / "catalog.duckdb").exists()  # looking did not create one
+
+
+def test_report_preview_inlines_its_charts(tmp_path):
+    """The UI cannot fetch files next to the report, so the preview carries the images as data URIs."""
+    import base64
+
+    from assets.metadata import inline_images
+
+    (tmp_path / "plots").mkdir()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    (tmp_path / "plots" / "cost.png").write_bytes(png)
+    (tmp_path.parent / "secret.png").write_bytes(png)
+    md = "# Report\n![monthly cost](plots/cost.png)\n![gone](plots/missing.png)\n![out](../secret.png)\n"
+    out = inline_images(md, tmp_path)
+    assert f"![monthly cost](data:image/png;base64,{base64.b64encode(png).decode()})" in out
+    assert "_(gone: plots/missing.png not found)_" in out and "_(out: ../secret.png not found)_" in out
+    over = inline_images(md, tmp_path, budget=10)  # past the budget the preview names the file instead
+    assert "data:" not in over and str(tmp_path / "plots" / "cost.png") in over
