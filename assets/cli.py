@@ -214,6 +214,9 @@ def cmd_ui(args) -> int:
         env["TUNEGATE_CONFIG"] = str(Path(args.config).resolve())
     else:  # the defaults resolve the warehouse from the current folder: pin it for the code server
         env.setdefault("TUNEGATE_WAREHOUSE", str(cfg.warehouse_path))
+    # `dagster dev` points to a `dg` command line that is not installed here: drop that hint
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"),
+                                                   "ignore:Function `dev_command` is superseded"]))
     # run from DAGSTER_HOME, whose dagster.yaml is the one in use (dagster dev warns about any other)
     os.chdir(home)
     # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM; restore the default
