@@ -178,6 +178,7 @@ def test_size_cap_stops_chaining():
     assert st["capped_merges"] > 0 and capped["cluster_id"].nunique() >= 3
 
 
+@pytest.mark.slow
 def test_cluster_ids_deterministic_and_stable(planted, banking):
     df, _, _, cl, _ = planted
     shuffled, _ = find_clusters(df.sample(frac=1.0, random_state=5), DedupSpec())
@@ -225,6 +226,7 @@ def test_query_has_no_false_positives(banking):
             assert _is_near_exact(t, tr_text[k], spec)
 
 
+@pytest.mark.slow
 def test_cross_pairs_recall_against_brute_force(banking):
     """The published split leaks: ~5% of test rows have a train twin (J >= 0.8 or one typo apart)."""
     tr, te = banking
@@ -362,6 +364,7 @@ def test_distinct_intents_that_share_words_stay_apart():
     assert cl["cluster_id"].nunique() == len(df)
 
 
+@pytest.mark.slow
 def test_banking77_false_merges_stay_rare(banking):
     """Clusters holding more than one Banking77 label (a proxy for false merges) on the clean train set."""
     tr, _ = banking

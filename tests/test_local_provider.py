@@ -89,6 +89,7 @@ def test_files_roundtrip(client):
         client.files.retrieve(f.id)
 
 
+@pytest.mark.slow
 def test_finetune_job_trains_reports_and_beats_zero_shot(client):
     tf = client.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
     vf = client.files.create(file=("val.jsonl", _jsonl(VAL)), purpose="fine-tune")
@@ -196,6 +197,7 @@ def test_prompt_content_matters(client):
     assert few > zero, (few, zero)
 
 
+@pytest.mark.slow
 def test_cancel_and_restart_keep_state(tmp_path):
     env = {"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0.5"}
     p = LocalProvider.start(tmp_path / "state", env=env)
@@ -358,6 +360,7 @@ def test_chat_body_errors_stay_openai_shaped(provider):
     assert body["usage"]["prompt_tokens"] == _expected_prompt_tokens(msgs)
 
 
+@pytest.mark.slow
 def test_example_order_changes_a_few_answers(client):
     # recency bias: the same examples, reversed, change some answers of both base models but not most
     for model in ("tg-small", "tg-large"):

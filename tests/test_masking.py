@@ -313,6 +313,7 @@ def _case_copy(text: str, upper: bool) -> str:
     return "".join(c2 if len(c2 := (c.upper() if upper else c.lower())) == 1 else c for c in text)
 
 
+@pytest.mark.slow
 def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
     # Banking77 *test* requests (the support-word list is built from the training file), re-cased: a
     # Capitalised copy read by NER must not turn request words ("broken", "gotten") into names
@@ -324,6 +325,7 @@ def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
         assert masked <= 0.02 * len(texts), (upper, masked)  # measured: 25 lower-case, 30 upper-case
 
 
+@pytest.mark.slow
 def test_all_capitals_synth_records_keep_most_names(masker):
     from pipeline.pii.evaluate import load_records, score_spans
 
