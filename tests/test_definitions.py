@@ -1,7 +1,9 @@
 """The code location: every asset versioned, owned and guarded by checks; resources, jobs, schedule and sensors."""
 import json
+from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from assets.definitions import defs
@@ -142,3 +144,48 @@ def test_report_preview_inlines_its_charts(tmp_path):
     assert "_(gone: plots/missing.png not found)_" in out and "_(out: ../secret.png not found)_" in out
     over = inline_images(md, tmp_path, budget=10)  # past the budget the preview names the file instead
     assert "data:" not in over and str(tmp_path / "plots" / "cost.png") in over
+
+
+def _materialization(result, name):
+    mats = result.asset_materializations_for_node(name)
+    assert mats, f"{name} was not materialized"
+    return mats[-1]
+
+
+@pytest.mark.slow
+def test_data_assets_link_their_parquet_version_and_report_numbers(data_run):
+    """In the UI: `path` opens the Parquet version folder, shares are rounded numbers, the data version is the hash."""
+    cfg, result = data_run["cfg"], data_run["result"]
+    for name in ("raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits"):
+        mat = _materialization(result, name)
+        folder = mat.metadata["path"].value
+        assert folder.startswith(str(cfg.warehouse_path)) and folder.endswith(mat.metadata["version"].value), name
+        assert ".dagster" not in folder and list(Path(folder).glob("*.parquet")), name
+        assert mat.tags["dagster/data_version"] == mat.metadata["version"].value, name
+    numbers = {"raw_tickets": "quarantine_share", "masked_tickets": "pii_share",
+               "dataset_splits": "cross_split_near_duplicates"}
+    for name, key in numbers.items():
+        value = _materialization(result, name).metadata[key].value
+        assert isinstance(value, (int, float)) and value == round(value, 4), (name, key, value)
+    assert 0.1 < _materialization(result, "masked_tickets").metadata["pii_share"].value < 0.3
+    assert _materialization(result, "dataset_splits").metadata["cross_split_near_duplicates"].value == 0
+
+
+@pytest.mark.slow
+def test_model_assets_plot_per_candidate_and_pass_their_checks(model_run):
+    result = model_run["first"]
+    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    for name in ("finetune_files_valid", "finetune_jobs_succeeded", "evaluation_complete",
+                 "evaluation_no_candidate_failed", "recommendation_significant"):
+        assert checks.get(name) is True, (name, checks.get(name))
+    evaluation = _materialization(result, "holdout_evaluation").metadata
+    accuracy = {k.split("/", 1)[1]: v.value for k, v in evaluation.items() if k.startswith("accuracy/")}
+    assert {"tg-small/zero_shot", "tg-small/fine_tuned", "tg-large/few_shot"} <= set(accuracy)
+    assert all(isinstance(v, float) and 0 < v <= 1 and v == round(v, 4) for v in accuracy.values())
+    assert all(evaluation[f"price_per_1000/{c}"].value == round(evaluation[f"price_per_1000/{c}"].value, 4)
+               for c in accuracy)
+    report = _materialization(result, "decision_report").metadata
+    assert report["report"].value.count("data:image/png;base64,") >= 1 and "](plots/" not in report["report"].value
+    assert report["report_html"].value.endswith("report.html") and Path(report["report_html"].value).exists()
+    assert all(isinstance(v.value, float) for k, v in report.items() if k.startswith("monthly_cost/"))
