@@ -41,6 +41,7 @@ def test_published_banking77_split_leaks_and_ours_does_not(banking):
     assert share.min() > 0.04 and share.max() < 0.2
 
 
+@pytest.mark.slow
 def test_groups_never_straddle_splits(banking):
     df = banking.head(3000).copy()
     templated = pd.DataFrame({"ticket_id": [f"X{i:03d}" for i in range(30)],
