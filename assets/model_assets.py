@@ -21,6 +21,11 @@ OWNERS = ["team:ml-engineering"]
 CODE_VERSION = model_steps.CODE_VERSION
 
 
+# `finetune_job` and `holdout_evaluation` take the `endpoint` resource so the UI lists which assets call
+# the (possibly paid) endpoint and which variable holds its key; their steps build the client from the
+# same `endpoint` config section (`pipeline.model.steps.client_for`).
+
+
 def _ref(out) -> dict:
     return {**out.ref(), "meta": out.meta}
 
