@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   install everything (locked) and run the whole chain on the bundled sample
-#   make test   install everything (locked) and run the tests
+#   make test   install everything (locked) and run the tests (the whole suite, as CI does)
+#   make test-fast   the unit tier only (pytest -m "not slow"), under a minute
 UV_VERSION := 0.9.5
 PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 
-.PHONY: install demo test bench ui clean
+.PHONY: install demo test test-fast bench ui clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -18,6 +19,9 @@ demo: install
 
 test: install
 	.venv/bin/pytest
+
+test-fast: install
+	.venv/bin/pytest -m "not slow"
 
 bench: install
 	.venv/bin/python benchmarks/bench_masking.py

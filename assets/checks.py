@@ -1,14 +1,18 @@
-"""Asset checks on every edge of the data half. A check that guards what comes after it is blocking.
+"""Every asset check, data and model half. A check that guards what comes after it is blocking.
 
-Checks read the stored version (the asset's value is only a reference) and report counts, never text.
+Checks read the stored version (the asset's value is only a reference) and report counts and rounded
+shares, never text. Model-side checks: the fine-tuning files are valid, every job succeeded, the
+evaluation scored every candidate on every row, no candidate failed, and a recommended change rests on
+a statistically significant gain.
 """
-
+import dagster as dg
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
 from assets.data_assets import dataset_splits, deduplicated_tickets, labelled_tickets, masked_tickets, raw_tickets
+from assets.metadata import num
+from assets.model_assets import decision_report, finetune_files, finetune_job, holdout_evaluation
 from assets.resources import TunegateConfigResource
 from pipeline import storage
-from pipeline.catalog import Catalog
 
 
 def _suite_result(res) -> AssetCheckResult:
@@ -68,7 +72,7 @@ def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource
     by_type = Counter(t for _, types in hits for t in set(types))
     return AssetCheckResult(
         passed=not hits,
-        metadata={"rows_scanned": len(df), "residual_rows": len(hits), "residual_rate": len(hits) / max(1, len(df)),
+        metadata={"rows_scanned": len(df), "residual_rows": len(hits), "residual_rate": num(len(hits) / max(1, len(df))),
                   "residual_by_type": MetadataValue.json(dict(by_type)),
                   "residual_ticket_ids": MetadataValue.json([tid for tid, _ in hits][:50])})
 
@@ -144,3 +148,72 @@ def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource)
                             metadata={"labels_missing_in_test": MetadataValue.json(missing_test),
                                       "labels_missing_in_train": MetadataValue.json(missing_train),
                                       "balance": MetadataValue.md(_balance_md(bal))})
+
+
+# -- model half ------------------------------------------------------------------------------------
+@asset_check(asset=finetune_files, blocking=True, description="No format errors and no example over the token limit.")
+def finetune_files_valid(finetune_files: dict) -> AssetCheckResult:
+    v = finetune_files["meta"]["validation"]
+    errors = {s: sum(r["errors"].values()) for s, r in v.items()}
+    return AssetCheckResult(passed=finetune_files["meta"]["ok"], metadata={"errors": MetadataValue.json(errors)})
+
+
+@asset_check(asset=finetune_job, blocking=True,
+             description="Every fine-tuning job succeeded and named its fine-tuned model.")
+def finetune_jobs_succeeded(finetune_job: dict) -> AssetCheckResult:
+    jobs = finetune_job["meta"]["jobs"]
+    bad = {base: j.get("status") for base, j in jobs.items()
+           if j.get("status") != "succeeded" or not j.get("fine_tuned_model")}
+    return AssetCheckResult(passed=bool(jobs) and not bad,
+                            metadata={"jobs": len(jobs), "not_succeeded": MetadataValue.json(bad)})
+
+
+def _evaluation(ref: dict):
+    from pipeline.model.steps import load_evaluation
+
+    return load_evaluation(ref["path"])
+
+
+@asset_check(asset=holdout_evaluation, blocking=True, additional_ins={"finetune_job": dg.AssetIn("finetune_job")},
+             description="Every candidate (prompts and each fine-tuned model) answered every evaluated row.")
+def evaluation_complete(holdout_evaluation: dict, finetune_job: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+    from pipeline.model.evaluation import candidates_from_config
+
+    result = _evaluation(holdout_evaluation)
+    fine_tuned = {base: j["fine_tuned_model"] for base, j in finetune_job["meta"]["jobs"].items()}
+    expected = {c.name for c in candidates_from_config(tunegate.load(), fine_tuned)}
+    rows = result.predictions.groupby("candidate").size().to_dict()
+    missing = sorted(expected - set(result.metrics))
+    short = {n: int(rows.get(n, 0)) for n in result.metrics if rows.get(n, 0) != result.n_rows}
+    return AssetCheckResult(passed=not missing and not short and result.n_rows > 0, metadata={
+        "candidates": len(result.metrics), "rows_per_candidate": result.n_rows,
+        "candidates_missing": MetadataValue.json(missing), "candidates_short": MetadataValue.json(short)})
+
+
+@asset_check(asset=holdout_evaluation, blocking=False,
+             description="No candidate failed: no request ended in an error after its retries.")
+def evaluation_no_candidate_failed(holdout_evaluation: dict) -> AssetCheckResult:
+    result = _evaluation(holdout_evaluation)
+    errors = {n: int(m.get("n_errors", 0)) for n, m in result.metrics.items()}
+    failing = {n: e for n, e in errors.items() if e}
+    return AssetCheckResult(
+        passed=not failing, severity=AssetCheckSeverity.WARN,
+        description=("; ".join(f"{n}: {e} of {result.n_rows} requests failed" for n, e in failing.items())
+                     or None),
+        metadata={"failed_requests": sum(errors.values()),
+                  "failed_request_share": num(sum(errors.values()) / max(1, result.n_rows * len(errors))),
+                  "by_candidate": MetadataValue.json(failing)})
+
+
+@asset_check(asset=decision_report, blocking=False,
+             description="A recommended change rests on a significant accuracy gain over the incumbent.")
+def recommendation_significant(decision_report: dict) -> AssetCheckResult:
+    rec = decision_report["meta"].get("recommendation") or {}
+    chosen, incumbent = rec.get("candidate"), rec.get("incumbent")
+    if not chosen or chosen == incumbent:  # nothing changes: there is no gain to prove
+        return AssetCheckResult(passed=bool(chosen), metadata={"change": False, "candidate": chosen or ""})
+    verdict = next((v for v in rec.get("verdicts", []) if v.get("candidate") == chosen), {})
+    p = verdict.get("mcnemar_p")
+    return AssetCheckResult(passed=bool(verdict.get("significant")), severity=AssetCheckSeverity.WARN, metadata={
+        "change": True, "candidate": chosen, "incumbent": incumbent or "",
+        "accuracy_gain": num(verdict.get("accuracy_gain")), "mcnemar_p": num(p, 6) if p is not None else None})

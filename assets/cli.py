@@ -320,15 +320,22 @@ def cmd_ui(args) -> int:
     from assets.runner import PROJECT_ROOT, dagster_home
 
     cfg = _config(args)
-    env = dict(os.environ, DAGSTER_HOME=str(dagster_home(cfg)))
+    home = dagster_home(cfg)
+    env = dict(os.environ, DAGSTER_HOME=str(home))
     if args.config:
         env["TUNEGATE_CONFIG"] = str(Path(args.config).resolve())
-    os.chdir(PROJECT_ROOT)
+    else:  # the defaults resolve the warehouse from the current folder: pin it for the code server
+        env.setdefault("TUNEGATE_WAREHOUSE", str(cfg.warehouse_path))
+    # `dagster dev` points to a `dg` command line that is not installed here: drop that hint
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"),
+                                                   "ignore:Function `dev_command` is superseded"]))
+    # run from DAGSTER_HOME, whose dagster.yaml is the one in use (dagster dev warns about any other)
+    os.chdir(home)
     # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM; restore the default
     # handler before exec so that `kill -TERM` stops the whole tree.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     exe = Path(sys.executable).with_name("dagster")
-    argv = [str(exe), "dev", "-m", "assets.definitions", "-h", args.host, "-p", str(args.port)]
+    argv = [str(exe), "dev", "-m", "assets.definitions", "-d", str(PROJECT_ROOT), "-h", args.host, "-p", str(args.port)]
     os.execve(str(exe), argv, env)
     return 0
 

@@ -1,24 +1,41 @@
-"""The tunegate code location: assets, checks, jobs, the nightly schedule and the landing sensor.
+"""The tunegate code location: assets, checks, jobs, the nightly schedule, sensors and resources.
 
 Runs use the in-process executor: every step of a multi-process run pays the heavy imports again
 (Presidio, spaCy, GX), which costs more than the parallelism gains on a chain this linear.
+The config is read once per run by the `tunegate` resource; the endpoint key comes from the
+environment (`OPENAI_API_KEY`) through `dg.EnvVar` when it is set.
 """
+import os
+import warnings
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+import dagster as dg
 
-from assets import checks, data_assets, model_assets, sensors
-from assets.resources import TunegateConfigResource
-from assets.schedules import full_pipeline_job, nightly_refresh_schedule, refresh_dataset_job
+from assets import checks, data_assets, model_assets
+from assets.io_manager import VersionRefIOManager
+from assets.jobs import ALL_JOBS
+from assets.resources import CatalogResource, EndpointResource, TunegateConfigResource
+from assets.schedules import nightly_refresh_schedule
+from assets.sensors import ALL_SENSORS
 
-all_assets = load_assets_from_modules([data_assets, model_assets])
-all_checks = load_asset_checks_from_modules([checks, model_assets])
+API_KEY_ENV = "OPENAI_API_KEY"
+# `Output(data_version=...)` is marked beta; it is the documented way to give an output its content hash
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*data_version.*")
 
-defs = Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=[refresh_dataset_job, full_pipeline_job, *model_assets.jobs],
+config_resource = TunegateConfigResource()
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([data_assets, model_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    jobs=ALL_JOBS,
     schedules=[nightly_refresh_schedule],
-    sensors=[sensors.landing_files_sensor, *model_assets.sensors],
-    resources={"tunegate": TunegateConfigResource()},
-    executor=in_process_executor,
+    sensors=ALL_SENSORS,
+    resources={
+        "tunegate": config_resource,
+        "catalog": CatalogResource(config=config_resource),
+        # the embedded provider and key-less gateways need no key; a set variable is bound, never copied
+        "endpoint": EndpointResource(config=config_resource,
+                                     api_key=dg.EnvVar(API_KEY_ENV) if os.environ.get(API_KEY_ENV) else None),
+        "io_manager": VersionRefIOManager(),
+    },
+    executor=dg.in_process_executor,
 )

@@ -1,12 +1,13 @@
-"""Sensors: new files in the landing folder start a refresh."""
-
+"""Sensors: new files in the landing folder start a refresh; a finished fine-tuning job restarts the model half."""
 import hashlib
-import os
+import json
 
-from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+import dagster as dg
 
-from assets.schedules import refresh_dataset_job
-from pipeline.config import load_config
+from assets.jobs import model_half_job, refresh_dataset_job
+from assets.resources import CatalogResource, EndpointResource, TunegateConfigResource
+
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def landing_fingerprint(cfg) -> tuple[str, int]:
@@ -19,14 +20,39 @@ def landing_fingerprint(cfg) -> tuple[str, int]:
     return hashlib.sha256(repr(entries).encode()).hexdigest()[:16], len(entries)
 
 
-@sensor(job=refresh_dataset_job, minimum_interval_seconds=60,
-        description="Starts a dataset refresh when files in the landing folder are added or change.")
-def landing_files_sensor(context: SensorEvaluationContext):
-    cfg = load_config(os.environ.get("TUNEGATE_CONFIG") or None)
+@dg.sensor(job=refresh_dataset_job, minimum_interval_seconds=60,
+           description="Starts a dataset refresh when files in the landing folder are added or change.")
+def landing_files_sensor(context: dg.SensorEvaluationContext, tunegate: TunegateConfigResource):
+    cfg = tunegate.load()
     fp, n = landing_fingerprint(cfg)
     if not n:
-        return SkipReason(f"no files in {cfg.landing_path}")
+        return dg.SkipReason(f"no files in {cfg.landing_path}")
     if fp == context.cursor:
-        return SkipReason(f"{n} landing files, unchanged")
+        return dg.SkipReason(f"{n} landing files, unchanged")
     context.update_cursor(fp)
-    return RunRequest(run_key=f"landing-{fp}", tags={"tunegate/landing": fp})
+    return dg.RunRequest(run_key=f"landing-{fp}", tags={"tunegate/landing": fp})
+
+
+@dg.sensor(job=model_half_job, minimum_interval_seconds=120,
+           description="Follows fine-tuning jobs that outlived their run; starts the model half when one finishes.")
+def finetune_job_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, endpoint: EndpointResource):
+    from pipeline.model.finetune import poll_once
+
+    if not catalog.exists():
+        return dg.SkipReason("no catalog yet")
+    pending = catalog.catalog().query(
+        f"SELECT job_id FROM finetune_jobs WHERE status NOT IN {TERMINAL}")
+    if pending.empty:
+        return dg.SkipReason("no fine-tuning job in progress")
+    client, _ = endpoint.client()
+    done = []
+    for job_id in pending["job_id"]:
+        row = poll_once(client, catalog.catalog(), job_id)
+        if row["status"] in TERMINAL:
+            done.append(f"{job_id}:{row['status']}")
+    if not done:
+        return dg.SkipReason(f"{len(pending)} job(s) still running")
+    return dg.RunRequest(run_key="ft-" + "-".join(sorted(done)), tags={"tunegate/jobs": json.dumps(done)})
+
+
+ALL_SENSORS = [landing_files_sensor, finetune_job_sensor]

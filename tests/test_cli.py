@@ -41,6 +41,7 @@ def test_init_writes_a_valid_commented_config(tmp_path):
     assert main(["init", "--out", str(out)]) == 2  # refuses to overwrite
 
 
+@pytest.mark.slow
 def test_run_pull_and_lineage_on_own_export(own_export, tmp_path, capsys):
     root, export = own_export
     config = str(root / "tunegate.yaml")

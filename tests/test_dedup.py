@@ -121,6 +121,7 @@ def test_one_edit():
     assert not _one_edit("abcd", "bcda")
 
 
+@pytest.mark.slow
 def test_every_planted_exact_copy_found(planted):
     df, exact, _, cl, stats = planted
     for copy_id, src_id in zip(exact["ticket_id"], exact["source"]):
@@ -130,6 +131,7 @@ def test_every_planted_exact_copy_found(planted):
     assert stats["n_exact_dup_rows"] >= len(exact) + 9  # + Banking77's own train/test copies
 
 
+@pytest.mark.slow
 def test_rewordings_clustered(planted):
     _, _, near, cl, _ = planted
     assert len(near) >= 30
@@ -139,6 +141,7 @@ def test_rewordings_clustered(planted):
     assert (cl.loc[near["ticket_id"], "dup_kind"] == "near").mean() > 0.9
 
 
+@pytest.mark.slow
 def test_templated_tickets_form_one_cluster(planted):
     _, _, _, cl, _ = planted
     tp = cl[cl.index.str.startswith("tp")]
@@ -147,6 +150,7 @@ def test_templated_tickets_form_one_cluster(planted):
     assert tp["exact_group"].nunique() == 40  # different texts, one template
 
 
+@pytest.mark.slow
 def test_representatives_and_stats(planted):
     df, _, _, cl, stats = planted
     assert cl.groupby("cluster_id")["is_representative"].sum().eq(1).all()
@@ -178,6 +182,7 @@ def test_size_cap_stops_chaining():
     assert st["capped_merges"] > 0 and capped["cluster_id"].nunique() >= 3
 
 
+@pytest.mark.slow
 def test_cluster_ids_deterministic_and_stable(planted, banking):
     df, _, _, cl, _ = planted
     shuffled, _ = find_clusters(df.sample(frac=1.0, random_state=5), DedupSpec())
@@ -193,6 +198,7 @@ def test_cluster_ids_deterministic_and_stable(planted, banking):
     assert len(joined) > 0  # some train clusters gained members (and may have changed id)
 
 
+@pytest.mark.slow
 def test_backends_agree(banking):
     tr, _ = banking
     sub = tr.iloc[:2500]
@@ -211,6 +217,7 @@ def _is_near_exact(a: str, b: str, spec: DedupSpec) -> bool:
     return ok_len and _one_edit(ta, tb)
 
 
+@pytest.mark.slow
 def test_query_has_no_false_positives(banking):
     tr, te = banking
     spec = DedupSpec()
@@ -225,6 +232,7 @@ def test_query_has_no_false_positives(banking):
             assert _is_near_exact(t, tr_text[k], spec)
 
 
+@pytest.mark.slow
 def test_cross_pairs_recall_against_brute_force(banking):
     """The published split leaks: ~5% of test rows have a train twin (J >= 0.8 or one typo apart)."""
     tr, te = banking
@@ -362,6 +370,7 @@ def test_distinct_intents_that_share_words_stay_apart():
     assert cl["cluster_id"].nunique() == len(df)
 
 
+@pytest.mark.slow
 def test_banking77_false_merges_stay_rare(banking):
     """Clusters holding more than one Banking77 label (a proxy for false merges) on the clean train set."""
     tr, _ = banking
@@ -385,6 +394,7 @@ def test_containment_rule_is_exact_and_optional():
     assert not NearDupIndex(DedupSpec(containment=0.9, containment_min_shingles=60)).is_near(a, b)[0]
 
 
+@pytest.mark.slow
 def test_cluster_label_conflicts(planted):
     df, exact, _, cl, _ = planted
     lab = df.set_index("ticket_id")[["label_raw", "operator_id"]].rename(columns={"label_raw": "label"})

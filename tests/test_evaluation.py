@@ -219,6 +219,7 @@ def test_record_writes_one_catalog_row_per_candidate(test_labels, config, tmp_pa
 
 
 # ------------------------------------------------------------------------------------ integration
+@pytest.mark.slow
 def test_run_evaluation_through_the_embedded_provider(tmp_path):
     """zero_shot, long_prompt and few_shot for tg-small on 10 labels x 8 test rows, for real."""
     import pipeline.model.endpoint as endpoint

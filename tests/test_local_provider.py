@@ -95,6 +95,7 @@ def test_files_roundtrip(client):
         client.files.retrieve(f.id)
 
 
+@pytest.mark.slow
 def test_finetune_job_trains_reports_and_beats_zero_shot(client):
     tf = client.files.create(file=("train.jsonl", _jsonl(TRAIN)), purpose="fine-tune")
     vf = client.files.create(file=("val.jsonl", _jsonl(VAL)), purpose="fine-tune")
@@ -228,6 +229,7 @@ def test_prompt_content_matters(client):
     assert few > zero, (few, zero)
 
 
+@pytest.mark.slow
 def test_cancel_and_restart_keep_state(tmp_path):
     env = {"TUNEGATE_PROVIDER_MIN_EPOCH_S": "0.5"}
     p = LocalProvider.start(tmp_path / "state", env=env)
@@ -391,6 +393,7 @@ def test_chat_body_errors_stay_openai_shaped(provider):
     assert body["usage"]["prompt_tokens"] == _expected_prompt_tokens(msgs)
 
 
+@pytest.mark.slow
 def test_example_order_matters_only_under_the_recency_switch(monkeypatch):
     # the stand-ins weigh every in-context example alike; `recency` makes the nearest ones weigh more
     texts = TEST["text"].tolist()

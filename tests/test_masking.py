@@ -88,6 +88,7 @@ def test_placeholders_consistent_within_text(masker):
     assert r.counts["PHONE_NUMBER"] == 2
 
 
+@pytest.mark.slow
 def test_salted_tokens_stable_and_salt_dependent():
     t = ["My name is Dauren Serikbayev, card 4400430212345679", "card 4400 4302 1234 5679 again"]
     a, b, c = Masker(salt="s1"), Masker(salt="s1"), Masker(salt="s2")
@@ -104,6 +105,7 @@ def test_salt_from_environment(monkeypatch):
     assert "|" in Masker().mask_text("card 4400430212345679").text
 
 
+@pytest.mark.slow
 def test_no_raw_value_in_synth_output(masker):
     recs = json.loads(SYNTH.read_text(encoding="utf-8"))[:300]
     res = masker.mask_texts([r["full_text"] for r in recs])
@@ -199,6 +201,7 @@ def test_currency_and_card_region_words_stay(masker):
         assert r.text == t, r.text
 
 
+@pytest.mark.slow
 def test_false_masking_rate_on_banking77(masker, banking):
     masked = sum(bool(s) for s in masker.analyze(banking))
     print(f"Banking77 texts with something masked: {masked} of {len(banking)}")
@@ -333,6 +336,7 @@ def _case_copy(text: str, upper: bool) -> str:
     return "".join(c2 if len(c2 := (c.upper() if upper else c.lower())) == 1 else c for c in text)
 
 
+@pytest.mark.slow
 def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
     # Banking77 *test* requests (the support-word list is built from the training file), re-cased: a
     # Capitalised copy read by NER must not turn request words ("broken", "gotten") into names
@@ -344,6 +348,7 @@ def test_lower_and_upper_case_tickets_are_not_over_masked(masker):
         assert masked <= 0.02 * len(texts), (upper, masked)  # measured: 25 lower-case, 30 upper-case
 
 
+@pytest.mark.slow
 def test_all_capitals_synth_records_keep_most_names(masker):
     from pipeline.pii.evaluate import load_records, score_spans
 

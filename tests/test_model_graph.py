@@ -12,6 +12,7 @@ def _failures(result):
             for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
 
 
+@pytest.mark.slow
 def test_model_half_materializes(model_run):
     assert model_run["first"].success, _failures(model_run["first"])
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
@@ -19,6 +20,7 @@ def test_model_half_materializes(model_run):
     assert checks.get("finetune_files_valid") is True
 
 
+@pytest.mark.slow
 def test_second_materialization_submits_no_new_job(model_run):
     assert model_run["second"].success, _failures(model_run["second"])
     cfg = model_run["cfg"]
@@ -33,6 +35,7 @@ def test_second_materialization_submits_no_new_job(model_run):
     assert len(submits) == len(jobs)
 
 
+@pytest.mark.slow
 def test_report_has_every_candidate_and_a_recommendation(model_run):
     cfg = model_run["cfg"]
     report = json.loads((cfg.warehouse_path / "reports" / "latest" / "report.json").read_text())
@@ -60,6 +63,7 @@ def test_report_has_every_candidate_and_a_recommendation(model_run):
     assert "lexical stand-ins" in html and "sampling noise only" in html
 
 
+@pytest.mark.slow
 def test_promote_refuses_a_worse_model_and_rollback_restores(model_run):
     cfg = model_run["cfg"]
     cat = Catalog(cfg.catalog_path)
@@ -77,6 +81,7 @@ def test_promote_refuses_a_worse_model_and_rollback_restores(model_run):
     assert list(history.action) == ["promote", "promote", "rollback"]
 
 
+@pytest.mark.slow
 def test_lineage_from_model_back_to_raw_tickets(model_run):
     from pipeline.lineage import lineage
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 from pipeline.pii.evaluate import (DATA_TO_OURS, default_data_path, evaluate, is_tune_template,  # noqa: E402
@@ -59,6 +61,7 @@ def test_figures_on_fixed_subset():
     json.dumps(res)  # serialisable
 
 
+@pytest.mark.slow
 def test_cli_json(capsys):
     from pipeline.pii.evaluate import pii_eval_command
 

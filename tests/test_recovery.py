@@ -39,6 +39,7 @@ def landing(tmp_path_factory):
     return root / "landing"
 
 
+@pytest.mark.slow
 def test_failed_run_then_rerun_equals_clean_run(landing, tmp_path, monkeypatch):
     clean = load_config(None, warehouse=str(tmp_path / "clean"), landing={"path": str(landing)})
     clean_versions = _chain(clean)
@@ -67,6 +68,7 @@ def test_failed_run_then_rerun_equals_clean_run(landing, tmp_path, monkeypatch):
         assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_changes_nothing(landing, tmp_path):
     cfg = load_config(None, warehouse=str(tmp_path / "wh"), landing={"path": str(landing)})
     first = _chain(cfg)

@@ -57,10 +57,8 @@ def small(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory):
-    d = tmp_path_factory.mktemp("full")
-    m = generate_sample(d / "landing", d / "manifest.json")
-    return d, m
+def full(sample_warehouse):
+    return sample_warehouse  # the full default sample, generated once per session (tests/conftest.py)
 
 
 def test_checksum_helpers():

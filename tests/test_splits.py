@@ -21,6 +21,7 @@ def _previous(result):
     return result.new_assignments.assign(first_version="v1")[["ticket_id", "split", "group_key", "first_version", "reason"]]
 
 
+@pytest.mark.slow
 def test_published_banking77_split_leaks_and_ours_does_not(banking):
     test = pd.read_csv(DATA_DIR / "banking77" / "test.csv").rename(columns={"category": "label"})
     test["ticket_id"] = [f"S{i:05d}" for i in range(len(test))]
@@ -40,6 +41,7 @@ def test_published_banking77_split_leaks_and_ours_does_not(banking):
     assert share.min() > 0.04 and share.max() < 0.2
 
 
+@pytest.mark.slow
 def test_groups_never_straddle_splits(banking):
     df = banking.head(3000).copy()
     templated = pd.DataFrame({"ticket_id": [f"X{i:03d}" for i in range(30)],
@@ -50,6 +52,7 @@ def test_groups_never_straddle_splits(banking):
     assert sorted(len(v) for v in where.values()) == [0, 0, 30]
 
 
+@pytest.mark.slow
 def test_refresh_keeps_splits_and_holds_out_near_test(banking):
     first = banking.head(4000)
     r1 = assign_splits(first, pd.DataFrame(), SPEC, DEDUP)
@@ -79,6 +82,7 @@ def test_refresh_keeps_splits_and_holds_out_near_test(banking):
     assert added and all(reasons[t] == "new_group" for t in added)
 
 
+@pytest.mark.slow
 def test_assignment_is_deterministic(banking):
     df = banking.sample(2000, random_state=1)
     a = assign_splits(df, pd.DataFrame(), SPEC, DEDUP)
@@ -87,6 +91,7 @@ def test_assignment_is_deterministic(banking):
         assert a.tables[s]["ticket_id"].tolist() == b.tables[s]["ticket_id"].tolist()
 
 
+@pytest.mark.slow
 def test_refresh_of_unchanged_input_gives_identical_tables(banking):
     first = banking.head(3000)
     r1 = assign_splits(first, pd.DataFrame(), SPEC, DEDUP)

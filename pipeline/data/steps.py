@@ -196,32 +196,29 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     result.stats.update(pinning_stats(labelled))
     tables = result.tables
     leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
-    version = storage.content_hash(tables, extra=f"dataset_splits:{CODE_VERSION}:{cfg.data_hash()}")
-    version, folder = storage.write_version(cfg.warehouse_path, storage.CLEAN_ZONE, "dataset_splits", tables,
-                                            version=version)
     meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks)}
-    # per-ticket lineage: every member of a cluster maps to the split of its representative
-    split_of = pd.concat([tables[s][["ticket_id"]].assign(split=s) for s in tables])
-    members = labelled[["ticket_id", "split_representative_id", "cluster_id", "source_file"]].rename(
-        columns={"split_representative_id": "representative_id"})
-    lineage = members.merge(split_of.rename(columns={"ticket_id": "representative_id"}),
-                            on="representative_id", how="left")
-    lineage["split"] = lineage["split"].fillna("excluded")
-    lineage["dataset_version"] = version
-    lineage["raw_version"] = raw_version
-    assignments = result.new_assignments.assign(first_version=version)
+    out = _finish(cfg, "dataset_splits", storage.CLEAN_ZONE, tables, int(sum(result.stats["sizes"].values())),
+                  [("labelled_tickets", labelled_version)], run_id, meta)
     if len(leaks) == 0:  # never publish a leaking split: the blocking check fails the run instead
+        # per-ticket lineage: every member of a cluster maps to the split of its representative
+        split_of = pd.concat([tables[s][["ticket_id"]].assign(split=s) for s in tables])
+        members = labelled[["ticket_id", "split_representative_id", "cluster_id", "source_file"]].rename(
+            columns={"split_representative_id": "representative_id"})
+        lineage = members.merge(split_of.rename(columns={"ticket_id": "representative_id"}),
+                                on="representative_id", how="left")
+        lineage["split"] = lineage["split"].fillna("excluded")
+        lineage["dataset_version"] = out.version
+        lineage["raw_version"] = raw_version
+        assignments = result.new_assignments.assign(first_version=out.version)
         try:
             previous = catalog.dataset_version("latest")["version"]
         except LookupError:  # the first version
             previous = None
-        catalog.publish_dataset(version, str(folder), cfg.data_hash(), result.stats["sizes"], assignments, lineage,
-                                parent_version=previous if previous != version else None, run_id=run_id, meta=meta)
-    catalog.record_artifact("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())),
-                            parents=[("labelled_tickets", labelled_version)], run_id=run_id,
-                            code_version=CODE_VERSION, config_hash=cfg.data_hash(), meta=meta)
-    meta["leak_pairs_preview"] = leaks.head(20).to_dict("records")
-    return StepOutput("dataset_splits", version, str(folder), int(sum(result.stats["sizes"].values())), meta)
+        catalog.publish_dataset(out.version, out.path, cfg.data_hash(), result.stats["sizes"], assignments, lineage,
+                                parent_version=previous if previous != out.version else None, run_id=run_id,
+                                meta=meta)
+    out.meta = {**meta, "leak_pairs_preview": leaks.head(20).to_dict("records")}
+    return out
 
 
 def published_labels(cfg: TunegateConfig) -> pd.Series:

@@ -57,8 +57,8 @@ class Candidate:
     @property
     def prompt_style(self) -> str:
         """zero_shot and few_shot use the short prompt (label names only), so few-shot measures what
-        the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the long
-        prompt it was trained with (`pipeline.model.finetune_files`)."""
+        the examples add; long_prompt adds descriptions and rules; a fine-tuned model sees the prompt
+        it was trained with (`config.finetune.prompt_style`, set by `candidates_from_config`)."""
         if self.style:
             return self.style
         return "long" if self.approach in ("long_prompt", "fine_tuned") else "short"

@@ -280,7 +280,8 @@ def step_decision_report(cfg: TunegateConfig, eval_ref: dict, job_ref: dict, run
         catalog.record_evaluation(eval_id(result.dataset_version, cand["name"], cfg.hash()), result.dataset_version,
                                   cand["name"], cand["model"], cand["approach"], metrics,
                                   str(out_dir / "report.json"))
-    meta = {"report": str(out_dir / "report.html"), "recommendation": report.get("recommendation"),
-            "headline": report.get("headline")}
+    recommendation = report.get("recommendation") or {}
+    meta = {"report": str(out_dir / "report.html"), "recommendation": recommendation,
+            "headline": recommendation.get("headline")}
     return _record(cfg, "decision_report", eval_ref["version"], str(out_dir), None,
                    [("holdout_evaluation", eval_ref["version"])], run_id, _json_safe(meta))
