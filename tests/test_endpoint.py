@@ -87,7 +87,7 @@ def test_complete_many_connection_errors_become_rows():
 def test_concurrency_adapts_and_latency_leaves_out_waits_and_backoff(provider):
     """Concurrency starts low and rises while latency holds; 429s halve it; a retried row's latency is
     its successful attempt alone, not the queue, the failed attempts or the backoff."""
-    client = openai.OpenAI(base_url=provider.url, api_key="x")
+    client = openai.OpenAI(base_url=provider.url, api_key=provider.api_key)
     texts = ["where is my new card", "someone stole my card", "what rate do you use for euros"] * 20
     calm = complete_many(client, [_req(t) for t in texts], concurrency=6, concurrency_start=1, max_retries=2)
     assert calm.stats["concurrency_start"] == 1 and calm.stats["concurrency_peak"] > 1
