@@ -184,7 +184,7 @@ def test_prompt_content_matters(client):
     sample = TEST.groupby("category", sort=True).head(4)
     import yaml
 
-    tax = yaml.safe_load((Path(pm.__file__).parent / "data" / "taxonomy.yaml").read_text())["labels"]
+    tax = yaml.safe_load((Path(pm.__file__).parent.parent / "bundled" / "taxonomy.yaml").read_text())["labels"]
     desc = {l: (tax.get(l) or {}).get("description", "") for l in LABELS}
     names = [c for c in _answers(client, "tg-large", sample)]
     with_desc = [client.chat.completions.create(model="tg-large", temperature=0,
