@@ -6,7 +6,6 @@ evaluation scored every candidate on every row, no candidate failed, and a recom
 a statistically significant gain.
 """
 import dagster as dg
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
 from assets.data_assets import dataset_splits, deduplicated_tickets, labelled_tickets, masked_tickets, raw_tickets
 from assets.metadata import num
@@ -15,12 +14,12 @@ from assets.resources import TunegateConfigResource
 from pipeline import storage
 
 
-def _suite_result(res) -> AssetCheckResult:
+def _suite_result(res) -> dg.AssetCheckResult:
     failed = res.failed()
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         passed=res.success,
         metadata={"expectations": len(res.results), "failed": len(failed),
-                  "results": MetadataValue.json(res.results)},
+                  "results": dg.MetadataValue.json(res.results)},
         description="; ".join(f"{f['expectation']}({f['column']}): {f['unexpected_count']} unexpected" for f in failed) or None,
     )
 
@@ -31,8 +30,8 @@ def _balance_md(bal) -> str:
     return "\n".join(lines)
 
 
-@asset_check(asset=raw_tickets, blocking=True, description="Great Expectations suite on the canonical raw table.")
-def raw_tickets_expectations(tunegate: TunegateConfigResource, raw_tickets: dict) -> AssetCheckResult:
+@dg.asset_check(asset=raw_tickets, blocking=True, description="Great Expectations suite on the canonical raw table.")
+def raw_tickets_expectations(tunegate: TunegateConfigResource, raw_tickets: dict) -> dg.AssetCheckResult:
     from pipeline.data.validation import validate_raw_tickets
 
     cfg = tunegate.load()
@@ -40,8 +39,8 @@ def raw_tickets_expectations(tunegate: TunegateConfigResource, raw_tickets: dict
     return _suite_result(validate_raw_tickets(df, cfg.limits.min_text_chars, cfg.limits.max_text_chars))
 
 
-@asset_check(asset=raw_tickets, blocking=True, description="Nothing lost: rows in = rows kept + rows quarantined, per file.")
-def raw_tickets_accounted(tunegate: TunegateConfigResource, raw_tickets: dict) -> AssetCheckResult:
+@dg.asset_check(asset=raw_tickets, blocking=True, description="Nothing lost: rows in = rows kept + rows quarantined, per file.")
+def raw_tickets_accounted(tunegate: TunegateConfigResource, raw_tickets: dict) -> dg.AssetCheckResult:
     cfg = tunegate.load()
     read = lambda part: storage.read_version(cfg.warehouse_path, storage.RAW_ZONE, "raw_tickets", raw_tickets["version"], part)
     files, tickets, quarantine = read("files"), read("tickets"), read("quarantine")
@@ -50,14 +49,14 @@ def raw_tickets_accounted(tunegate: TunegateConfigResource, raw_tickets: dict) -
     bad = [f.source_file for f in files.itertuples()
            if f.rows_in != int(kept.get(f.source_file, 0)) + int(quar.get(f.source_file, 0))]
     total_in = int(files["rows_in"].sum())
-    return AssetCheckResult(passed=not bad and total_in == len(tickets) + len(quarantine),
+    return dg.AssetCheckResult(passed=not bad and total_in == len(tickets) + len(quarantine),
                             metadata={"rows_in": total_in, "rows_kept": len(tickets),
-                                      "rows_quarantined": len(quarantine), "files_not_balanced": MetadataValue.json(bad)})
+                                      "rows_quarantined": len(quarantine), "files_not_balanced": dg.MetadataValue.json(bad)})
 
 
-@asset_check(asset=masked_tickets, blocking=True,
+@dg.asset_check(asset=masked_tickets, blocking=True,
              description="Independent leak guard: zero structured PII (email, phone, card, IBAN, IIN/BIN, IP, SSN) left.")
-def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     # Re-scans the stored version with the leak guard's own patterns and checksums: independent of
     # the masking step, which already refuses to write a version with residual PII.
     from collections import Counter
@@ -70,53 +69,53 @@ def masked_tickets_no_pii(masked_tickets: dict, tunegate: TunegateConfigResource
     found = scan_residual(df["text"].tolist())
     hits = [(tid, types) for tid, types in zip(df["ticket_id"], found) if types]
     by_type = Counter(t for _, types in hits for t in set(types))
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         passed=not hits,
         metadata={"rows_scanned": len(df), "residual_rows": len(hits), "residual_rate": num(len(hits) / max(1, len(df))),
-                  "residual_by_type": MetadataValue.json(dict(by_type)),
-                  "residual_ticket_ids": MetadataValue.json([tid for tid, _ in hits][:50])})
+                  "residual_by_type": dg.MetadataValue.json(dict(by_type)),
+                  "residual_ticket_ids": dg.MetadataValue.json([tid for tid, _ in hits][:50])})
 
 
-@asset_check(asset=deduplicated_tickets, blocking=True, description="No two kept tickets share a normalised text.")
-def deduplicated_no_exact_duplicates(deduplicated_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+@dg.asset_check(asset=deduplicated_tickets, blocking=True, description="No two kept tickets share a normalised text.")
+def deduplicated_no_exact_duplicates(deduplicated_tickets: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     from pipeline.data.dedup import normalize_text
 
     cfg = tunegate.load()
     df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "deduplicated_tickets",
                               deduplicated_tickets["version"], "tickets")
     dups = int(df["text"].map(normalize_text).duplicated().sum())
-    return AssetCheckResult(passed=dups == 0, metadata={"exact_duplicates_left": dups, "rows": len(df)})
+    return dg.AssetCheckResult(passed=dups == 0, metadata={"exact_duplicates_left": dups, "rows": len(df)})
 
 
-@asset_check(asset=labelled_tickets, blocking=False, description="Every kept label is in the taxonomy; share of flagged label issues.")
-def labelled_in_taxonomy(labelled_tickets: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+@dg.asset_check(asset=labelled_tickets, blocking=False, description="Every kept label is in the taxonomy; share of flagged label issues.")
+def labelled_in_taxonomy(labelled_tickets: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     cfg = tunegate.load()
     df = storage.read_version(cfg.warehouse_path, storage.CLEAN_ZONE, "labelled_tickets", labelled_tickets["version"], "tickets")
     labelled = df[df["label"].notna()]
     outside = int((~labelled["label"].isin(cfg.labels)).sum())
     issue_share = float(df["label_issue"].mean()) if "label_issue" in df and len(df) else 0.0
-    return AssetCheckResult(passed=outside == 0, severity=AssetCheckSeverity.WARN if outside == 0 else AssetCheckSeverity.ERROR,
+    return dg.AssetCheckResult(passed=outside == 0, severity=dg.AssetCheckSeverity.WARN if outside == 0 else dg.AssetCheckSeverity.ERROR,
                             metadata={"labels_outside_taxonomy": outside, "unlabelled_rows": int(df["label"].isna().sum()),
                                       "label_issue_share": round(issue_share, 4)})
 
 
-@asset_check(asset=dataset_splits, blocking=True,
+@dg.asset_check(asset=dataset_splits, blocking=True,
              description="Zero near-duplicate pairs between test and train/val (and val and train) at the split threshold.")
-def splits_no_cross_split_near_duplicates(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+def splits_no_cross_split_near_duplicates(dataset_splits: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     from pipeline.data.splits import cross_split_pairs
     from pipeline.data.steps import read_split
 
     cfg = tunegate.load()
     tables = {s: read_split(cfg, dataset_splits["version"], s) for s in ("train", "val", "test")}
     pairs = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
-    return AssetCheckResult(passed=len(pairs) == 0,
+    return dg.AssetCheckResult(passed=len(pairs) == 0,
                             metadata={"pairs": len(pairs), "threshold": cfg.splits.near_dup_threshold,
-                                      "pairs_preview": MetadataValue.json(pairs.head(20).to_dict("records"))})
+                                      "pairs_preview": dg.MetadataValue.json(pairs.head(20).to_dict("records"))})
 
 
-@asset_check(asset=dataset_splits, blocking=True,
+@dg.asset_check(asset=dataset_splits, blocking=True,
              description="Great Expectations suites on train/val/test, no ticket in two splits, no structured PII.")
-def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     from pipeline.pii.leak_guard import scan_residual
     from pipeline.data.steps import read_split
     from pipeline.data.validation import validate_split
@@ -129,13 +128,13 @@ def splits_expectations(dataset_splits: dict, tunegate: TunegateConfigResource) 
     overlap = len(ids[0] & ids[1]) + len(ids[0] & ids[2]) + len(ids[1] & ids[2])
     pii = sum(1 for t in tables.values() for hits in scan_residual(t["text"].tolist()) if hits)
     passed = all(r.success for r in results.values()) and overlap == 0 and pii == 0
-    return AssetCheckResult(passed=passed, metadata={
-        "suites": MetadataValue.json({s: {"success": r.success, "failed": r.failed()} for s, r in results.items()}),
+    return dg.AssetCheckResult(passed=passed, metadata={
+        "suites": dg.MetadataValue.json({s: {"success": r.success, "failed": r.failed()} for s, r in results.items()}),
         "tickets_in_two_splits": overlap, "rows_with_structured_pii": pii})
 
 
-@asset_check(asset=dataset_splits, blocking=False, description="Every label appears in train and test; ratios near the config.")
-def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+@dg.asset_check(asset=dataset_splits, blocking=False, description="Every label appears in train and test; ratios near the config.")
+def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     from pipeline.data.splits import class_balance
     from pipeline.data.steps import read_split
 
@@ -144,28 +143,28 @@ def splits_class_balance(dataset_splits: dict, tunegate: TunegateConfigResource)
     bal = class_balance(tables)
     missing_test = [l for l in cfg.labels if l not in bal.index or bal.loc[l, "test"] == 0]
     missing_train = [l for l in cfg.labels if l not in bal.index or bal.loc[l, "train"] == 0]
-    return AssetCheckResult(passed=not missing_test and not missing_train, severity=AssetCheckSeverity.WARN,
-                            metadata={"labels_missing_in_test": MetadataValue.json(missing_test),
-                                      "labels_missing_in_train": MetadataValue.json(missing_train),
-                                      "balance": MetadataValue.md(_balance_md(bal))})
+    return dg.AssetCheckResult(passed=not missing_test and not missing_train, severity=dg.AssetCheckSeverity.WARN,
+                            metadata={"labels_missing_in_test": dg.MetadataValue.json(missing_test),
+                                      "labels_missing_in_train": dg.MetadataValue.json(missing_train),
+                                      "balance": dg.MetadataValue.md(_balance_md(bal))})
 
 
 # -- model half ------------------------------------------------------------------------------------
-@asset_check(asset=finetune_files, blocking=True, description="No format errors and no example over the token limit.")
-def finetune_files_valid(finetune_files: dict) -> AssetCheckResult:
+@dg.asset_check(asset=finetune_files, blocking=True, description="No format errors and no example over the token limit.")
+def finetune_files_valid(finetune_files: dict) -> dg.AssetCheckResult:
     v = finetune_files["meta"]["validation"]
     errors = {s: sum(r["errors"].values()) for s, r in v.items()}
-    return AssetCheckResult(passed=finetune_files["meta"]["ok"], metadata={"errors": MetadataValue.json(errors)})
+    return dg.AssetCheckResult(passed=finetune_files["meta"]["ok"], metadata={"errors": dg.MetadataValue.json(errors)})
 
 
-@asset_check(asset=finetune_job, blocking=True,
+@dg.asset_check(asset=finetune_job, blocking=True,
              description="Every fine-tuning job succeeded and named its fine-tuned model.")
-def finetune_jobs_succeeded(finetune_job: dict) -> AssetCheckResult:
+def finetune_jobs_succeeded(finetune_job: dict) -> dg.AssetCheckResult:
     jobs = finetune_job["meta"]["jobs"]
     bad = {base: j.get("status") for base, j in jobs.items()
            if j.get("status") != "succeeded" or not j.get("fine_tuned_model")}
-    return AssetCheckResult(passed=bool(jobs) and not bad,
-                            metadata={"jobs": len(jobs), "not_succeeded": MetadataValue.json(bad)})
+    return dg.AssetCheckResult(passed=bool(jobs) and not bad,
+                            metadata={"jobs": len(jobs), "not_succeeded": dg.MetadataValue.json(bad)})
 
 
 def _evaluation(ref: dict):
@@ -174,9 +173,9 @@ def _evaluation(ref: dict):
     return load_evaluation(ref["path"])
 
 
-@asset_check(asset=holdout_evaluation, blocking=True, additional_ins={"finetune_job": dg.AssetIn("finetune_job")},
+@dg.asset_check(asset=holdout_evaluation, blocking=True, additional_ins={"finetune_job": dg.AssetIn("finetune_job")},
              description="Every candidate (prompts and each fine-tuned model) answered every evaluated row.")
-def evaluation_complete(holdout_evaluation: dict, finetune_job: dict, tunegate: TunegateConfigResource) -> AssetCheckResult:
+def evaluation_complete(holdout_evaluation: dict, finetune_job: dict, tunegate: TunegateConfigResource) -> dg.AssetCheckResult:
     from pipeline.model.evaluation import candidates_from_config
 
     result = _evaluation(holdout_evaluation)
@@ -185,35 +184,35 @@ def evaluation_complete(holdout_evaluation: dict, finetune_job: dict, tunegate: 
     rows = result.predictions.groupby("candidate").size().to_dict()
     missing = sorted(expected - set(result.metrics))
     short = {n: int(rows.get(n, 0)) for n in result.metrics if rows.get(n, 0) != result.n_rows}
-    return AssetCheckResult(passed=not missing and not short and result.n_rows > 0, metadata={
+    return dg.AssetCheckResult(passed=not missing and not short and result.n_rows > 0, metadata={
         "candidates": len(result.metrics), "rows_per_candidate": result.n_rows,
-        "candidates_missing": MetadataValue.json(missing), "candidates_short": MetadataValue.json(short)})
+        "candidates_missing": dg.MetadataValue.json(missing), "candidates_short": dg.MetadataValue.json(short)})
 
 
-@asset_check(asset=holdout_evaluation, blocking=False,
+@dg.asset_check(asset=holdout_evaluation, blocking=False,
              description="No candidate failed: no request ended in an error after its retries.")
-def evaluation_no_candidate_failed(holdout_evaluation: dict) -> AssetCheckResult:
+def evaluation_no_candidate_failed(holdout_evaluation: dict) -> dg.AssetCheckResult:
     result = _evaluation(holdout_evaluation)
     errors = {n: int(m.get("n_errors", 0)) for n, m in result.metrics.items()}
     failing = {n: e for n, e in errors.items() if e}
-    return AssetCheckResult(
-        passed=not failing, severity=AssetCheckSeverity.WARN,
+    return dg.AssetCheckResult(
+        passed=not failing, severity=dg.AssetCheckSeverity.WARN,
         description=("; ".join(f"{n}: {e} of {result.n_rows} requests failed" for n, e in failing.items())
                      or None),
         metadata={"failed_requests": sum(errors.values()),
                   "failed_request_share": num(sum(errors.values()) / max(1, result.n_rows * len(errors))),
-                  "by_candidate": MetadataValue.json(failing)})
+                  "by_candidate": dg.MetadataValue.json(failing)})
 
 
-@asset_check(asset=decision_report, blocking=False,
+@dg.asset_check(asset=decision_report, blocking=False,
              description="A recommended change rests on a significant accuracy gain over the incumbent.")
-def recommendation_significant(decision_report: dict) -> AssetCheckResult:
+def recommendation_significant(decision_report: dict) -> dg.AssetCheckResult:
     rec = decision_report["meta"].get("recommendation") or {}
     chosen, incumbent = rec.get("candidate"), rec.get("incumbent")
     if not chosen or chosen == incumbent:  # nothing changes: there is no gain to prove
-        return AssetCheckResult(passed=bool(chosen), metadata={"change": False, "candidate": chosen or ""})
+        return dg.AssetCheckResult(passed=bool(chosen), metadata={"change": False, "candidate": chosen or ""})
     verdict = next((v for v in rec.get("verdicts", []) if v.get("candidate") == chosen), {})
     p = verdict.get("mcnemar_p")
-    return AssetCheckResult(passed=bool(verdict.get("significant")), severity=AssetCheckSeverity.WARN, metadata={
+    return dg.AssetCheckResult(passed=bool(verdict.get("significant")), severity=dg.AssetCheckSeverity.WARN, metadata={
         "change": True, "candidate": chosen, "incumbent": incumbent or "",
         "accuracy_gain": num(verdict.get("accuracy_gain")), "mcnemar_p": num(p, 6) if p is not None else None})
