@@ -12,6 +12,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 for _var in ("TUNEGATE_PROVIDER_FAULTS", "TUNEGATE_PROVIDER_FAULT_SEED", "TUNEGATE_PROVIDER_MIN_EPOCH_S",
              "OPENAI_BASE_URL", "TUNEGATE_WAREHOUSE", "TUNEGATE_PII_SALT"):
     os.environ.pop(_var, None)
+# the key of the providers the tests reach by URL (tests/loopback.py), never a real account's key
+os.environ["OPENAI_API_KEY"] = "tg-test-loopback-key"
 
 
 @pytest.fixture(scope="session")

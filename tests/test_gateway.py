@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 import pipeline.model.endpoint as endpoint
+from loopback import LOOPBACK_KEY, start_keyed_provider  # noqa: F401
 from pipeline.catalog import Catalog
 from pipeline.config import DATA_DIR, EndpointSpec, load_config
 from pipeline.model.endpoint import EndpointError, probe
@@ -45,7 +46,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
-    prov = endpoint.LocalProvider.start(tmp_path_factory.mktemp("upstream"))
+    prov = start_keyed_provider(tmp_path_factory.mktemp("upstream"))
     yield prov
     prov.stop()
 
@@ -58,7 +59,7 @@ def gateway(upstream, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gateway")
     dead = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
     route = lambda name, base: {"model_name": name, "litellm_params": {  # noqa: E731
-        "model": f"openai/{name}", "api_base": base, "api_key": "upstream-key"}}
+        "model": f"openai/{name}", "api_base": base, "api_key": LOOPBACK_KEY}}
     cfg = {"model_list": [route("tg-small", upstream.url), route("tg-large", upstream.url),
                           {**route("tg-small", dead), "model_name": "tg-offline"}],
            "litellm_settings": {"num_retries": 0, "request_timeout": 30},
@@ -138,6 +139,7 @@ def test_probe_through_the_gateway(gateway, monkeypatch):
 def test_prompts_through_the_gateway_and_fine_tuned_model_where_it_is_served(gateway, upstream, data, tmp_path,
                                                                               monkeypatch):
     monkeypatch.setenv("TG_GATEWAY_KEY", MASTER_KEY)
+    monkeypatch.setenv("TG_UPSTREAM_KEY", LOOPBACK_KEY)
     test, train, labels = data
     cfg = _cfg(tmp_path, gateway, upstream.url, labels)
     # fine-tune on the upstream endpoint (the gateway has no fine-tuning API)

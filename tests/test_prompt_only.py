@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import pipeline.model.endpoint as endpoint
+from loopback import LOOPBACK_KEY, start_keyed_provider  # noqa: F401
 from pipeline.config import DATA_DIR, EndpointSpec, load_config
 from pipeline.model.endpoint import EndpointError, probe
 from pipeline.model.evaluation import Candidate, Route, candidates_from_config, fit_few_shot, run_evaluation, select_few_shot
@@ -23,7 +24,7 @@ LABELS = 8  # a small label set, as a team with a 5-10 label router would have
 
 @pytest.fixture(scope="module")
 def prompt_only(tmp_path_factory):
-    prov = endpoint.LocalProvider.start(tmp_path_factory.mktemp("prompt_only"),
+    prov = start_keyed_provider(tmp_path_factory.mktemp("prompt_only"),
                                         env={"TUNEGATE_PROVIDER_PROMPT_ONLY": "1"})
     yield prov
     prov.stop()
@@ -32,7 +33,7 @@ def prompt_only(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    prov = endpoint.LocalProvider.start(tmp_path_factory.mktemp("full"))
+    prov = start_keyed_provider(tmp_path_factory.mktemp("full"))
     yield prov
     prov.stop()
 
