@@ -139,3 +139,29 @@ def test_nested_gold_spans_count_for_each_type():
     assert res["per_entity"]["ORGANIZATION"]["recall"] == 1.0 and res["per_entity"]["GPE"]["recall"] == 0.0
     res = score_spans([rec], [[("LOCATION", 0, 1)]])  # a mask over "I": wrong
     assert res["overall"]["precision"] == 0.0
+
+
+@pytest.mark.slow
+def test_hwu64_figures_through_pii_eval_records():
+    """Another domain (HWU64, lower-case assistant utterances): figures reported in docs/pii.md."""
+    from pipeline.pii.evaluate import evaluate_splits, load_records
+
+    res = evaluate_splits(records=load_records("hwu64"))
+    per, q = res["per_entity"], res["masking_quality"]
+    assert per["PERSON"]["recall"] >= 0.75  # measured 0.768 (target 0.85: not met)
+    assert per["GPE"]["recall"] >= 0.48  # measured 0.502 (target 0.70: not met)
+    assert per["EMAIL_ADDRESS"]["recall"] >= 0.94  # measured 0.947
+    assert q["false_mask"]["share"] <= 0.045  # measured 0.041 (target 0.02: not met; ~0.13 before)
+    assert q["label_word_masks"]["share"] <= 0.01  # measured 0.0015
+
+
+@pytest.mark.slow
+def test_cyrillic_ticket_set_person_recall():
+    """Generated Russian-language tickets whose templates no rule was written against."""
+    from pipeline.pii.cyrillic_testset import generate
+    from pipeline.pii.evaluate import evaluate_splits
+
+    res = evaluate_splits(records=generate(400, seed=11))
+    assert res["per_entity"]["PERSON"]["recall"] >= 0.90  # measured 0.963
+    assert res["per_entity"]["PERSON"]["precision"] >= 0.90  # measured 1.000
+    assert res["per_entity"]["GPE"]["recall"] >= 0.90  # measured 0.963
