@@ -161,10 +161,12 @@ def finetune_files_valid(finetune_files: dict) -> dg.AssetCheckResult:
              description="Every fine-tuning job succeeded and named its fine-tuned model.")
 def finetune_jobs_succeeded(finetune_job: dict) -> dg.AssetCheckResult:
     jobs = finetune_job["meta"]["jobs"]
+    skipped = finetune_job["meta"].get("finetune_skipped")  # an endpoint without fine-tuning: prompts only
     bad = {base: j.get("status") for base, j in jobs.items()
            if j.get("status") != "succeeded" or not j.get("fine_tuned_model")}
-    return dg.AssetCheckResult(passed=bool(jobs) and not bad,
-                            metadata={"jobs": len(jobs), "not_succeeded": dg.MetadataValue.json(bad)})
+    return dg.AssetCheckResult(passed=(bool(jobs) or bool(skipped)) and not bad,
+                               metadata={"jobs": len(jobs), "not_succeeded": dg.MetadataValue.json(bad),
+                                         "finetune_skipped": skipped or ""})
 
 
 def _evaluation(ref: dict):

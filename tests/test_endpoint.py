@@ -108,7 +108,8 @@ def test_timeouts_scale_with_the_prompt():
 
     short = _req("where is my card")
     long = {**short, "messages": short["messages"] + [{"role": "user", "content": "word " * 4000}]}
-    assert scaled_timeout(short, 60, 15) == pytest.approx(60 + 15 * len(SYSTEM + "where is my card") / 4000, rel=0.05)
+    assert scaled_timeout(short, 60, 15) == pytest.approx(
+        60 + 15 * len("".join(m["content"] for m in short["messages"])) / 4000, rel=0.05)
     assert scaled_timeout(long, 60, 15) - scaled_timeout(short, 60, 15) == pytest.approx(15 * 20000 / 4000, rel=0.01)
 
 

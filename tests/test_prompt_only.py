@@ -145,7 +145,7 @@ def test_few_shot_examples_fit_the_context(data, tmp_path):
 def test_a_failing_candidate_keeps_the_others_and_resumes_only_missing_rows(prompt_only, full, data, tmp_path):
     """A flaky endpoint loses rows of one candidate; the next run asks for those rows only."""
     test, train, labels = data
-    flaky = endpoint.LocalProvider.start(tmp_path / "flaky", env={"TUNEGATE_PROVIDER_FAULTS": "503:0.35",
+    flaky = start_keyed_provider(tmp_path / "flaky", env={"TUNEGATE_PROVIDER_FAULTS": "503:0.35",
                                                                   "TUNEGATE_PROVIDER_FAULT_SEED": "7"})
     try:
         cfg = _cfg(tmp_path, prompt_only.url, labels, endpoint={"max_retries": 0})
