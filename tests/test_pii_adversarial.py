@@ -47,6 +47,7 @@ GUARD_KIND = {"IBAN_CODE": {"IBAN_CODE"}, "CREDIT_CARD": {"CREDIT_CARD", "KZ_IIN
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # 10,000 texts through the masker: minutes on a quiet machine, more on a busy one
 @settings(max_examples=ADVERSARIAL_EXAMPLES, **_SETTINGS)
 @given(st.lists(planted_texts(), min_size=BATCH, max_size=BATCH))
 def test_no_structured_identifier_survives_masking(masker, batch):

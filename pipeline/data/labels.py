@@ -398,8 +398,8 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     report: JSON-safe figures (n_rows, variants, renames, conflicts, n_label_issues, issue_rate,
     rare_classes, class_counts, policy counts) plus report['rejected'], a DataFrame of the rows
     that were not kept, each with its reason.
-    frozen: ticket id -> label of tickets in a published version; they keep it (status 'frozen'), and
-    report['frozen_labels'] says how many would otherwise have been decided differently.
+    frozen: ticket id -> label of tickets in a published version; they keep it (status 'frozen' where
+    today's checks would decide otherwise), and report['frozen_labels'] says how many that is.
     """
     from pipeline.data.dedup import find_clusters
 
@@ -416,8 +416,10 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
         # what the checks would decide today for a published ticket, before the frozen label wins
         frozen_info = {"n_published": int(hit.sum()),
                        "n_decision_changed": int((hit & (normed["label"].astype(object) != fixed)).sum())}
-        normed.loc[hit, "label"] = fixed[hit]
-        normed.loc[hit, "label_status"] = "frozen"
+        # only a changed decision is overridden (status 'frozen'): an unchanged input gives an unchanged table
+        changed = hit & (normed["label"].astype(object) != fixed)
+        normed.loc[changed, "label"] = fixed[changed]
+        normed.loc[changed, "label_status"] = "frozen"
         keep_ids = frozenset(normed.loc[hit, "ticket_id"])
     conflicts = operator_conflicts(normed, clusters)
 
