@@ -252,7 +252,7 @@ def build_report(result: EvaluationResult, config, training_cost: float | dict[s
                            "generated_at": generated_at},
         "plots": plots, "files": {"markdown": "report.md", "html": "report.html", "json": "report.json"},
         # the checks of the estimate and the report's limits (pipeline.model.fresh, pipeline.model.provenance)
-        "provenance": result.settings.get("provenance"), "fresh_sample": result.settings.get("fresh_sample"),
+        "endpoint": result.settings.get("provenance"), "fresh_sample": result.settings.get("fresh_sample"),
         "fresh_table": _fresh_table(result.settings.get("fresh_sample")),
         "out_of_time": result.settings.get("out_of_time"), "few_shot": result.settings.get("few_shot"),
         "limits": _limits(result.settings),
