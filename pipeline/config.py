@@ -107,6 +107,15 @@ class DedupSpec(_Strict):
     containment_min_jaccard: float = 0.6
 
 
+class EngineSpec(_Strict):
+    """Where the heavy stages run; never changes a result, so it is outside the data hash."""
+    kind: Literal["local", "ray"] = "local"  # ray: masking, leak guard and dedup banding as Ray Data jobs
+    address: str | None = None  # Ray cluster address; None starts a local Ray instance
+    ray_workers: int | None = None  # masking actors on Ray; None: one per CPU Ray reports
+    # Persisted dedup index (warehouse/index/dedup): a refresh hashes and queries only new templates.
+    dedup_index: bool = True
+
+
 class LabelCheckSpec(_Strict):
     policy: Literal["flag", "drop"] = "flag"
     cv_folds: int = 5
@@ -223,6 +232,7 @@ class TunegateConfig(_Strict):
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     business: BusinessSpec = Field(default_factory=BusinessSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     # Filled by load_config: where the file lives, so relative paths resolve against it.
     base_dir: str = Field(default=".", exclude=True)
@@ -268,7 +278,7 @@ class TunegateConfig(_Strict):
 
     def hash(self) -> str:
         """Hash of everything but paths and the endpoint (evaluations and reports depend on all of it)."""
-        return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project"})
+        return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project", "engine"})
 
     @property
     def labels(self) -> list[str]:
