@@ -51,6 +51,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.engine:  # read by load_config in every step, in this process and in Dagster's
+        os.environ["TUNEGATE_ENGINE"] = args.engine
+    if args.ray_address:
+        os.environ["TUNEGATE_RAY_ADDRESS"] = args.ray_address
     cfg = _config(args)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
     ok = _run_graph(cfg, args.config, job)
@@ -190,6 +194,19 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    from pipeline.gc import plan_gc, run_gc
+
+    cfg = _config(args)
+    plan = plan_gc(cfg, keep_last=args.keep_last)
+    print(plan.summary())
+    if not args.delete:
+        print("dry run: nothing was removed (add --delete to remove the versions listed)")
+        return 0
+    print(f"removed {len(plan.remove)} versions, {run_gc(cfg, plan) / 2**20:.1f} MB freed")
+    return 0
+
+
 # -- masking tools ---------------------------------------------------------------------------------
 def cmd_pii_eval(args) -> int:
     from pipeline.pii.evaluate import pii_eval_command
@@ -242,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("run", cmd_run, "Run the chain on the config's landing folder, outside the UI.")
     sp.add_argument("--config", required=True)
     sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits")
+    sp.add_argument("--engine", choices=["local", "ray"], help="where masking, the leak guard and dedup run "
+                    "(default: the config's engine.kind, local)")
+    sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
 
     sp = add("pull", cmd_pull, "Write one split of a dataset version to a file (audited).")
     sp.add_argument("--config")
@@ -272,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--force", action="store_true", help="promote even if it does not beat the current route")
         sp.add_argument("--config")
         sp.add_argument("--route", default="default")
+
+    sp = add("gc", cmd_gc, "Remove old versions no route, pull or published test needs (a dry run unless --delete).")
+    sp.add_argument("--config")
+    sp.add_argument("--keep-last", type=int, default=1, help="newest versions of each artifact always kept")
+    sp.add_argument("--delete", action="store_true", help="remove what the dry run lists")
 
     sp = add("pii-eval", cmd_pii_eval, "Precision, recall and F2 of masking on a Presidio-research-format file.")
     sp.add_argument("--data", default=None, help="JSON file (default: the bundled synth_dataset_v2)")

@@ -298,7 +298,8 @@ def load_taxonomy(path: Path) -> TaxonomySpec:
 def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateConfig:
     """Load and validate a config file; `None` gives the embedded defaults.
 
-    TUNEGATE_WAREHOUSE, when set, overrides the warehouse folder (for demos and tests)."""
+    TUNEGATE_WAREHOUSE, when set, overrides the warehouse folder (for demos and tests);
+    TUNEGATE_ENGINE and TUNEGATE_RAY_ADDRESS override `engine.kind` and `engine.address`."""
     data: dict = {}
     base_dir = Path.cwd()
     if path is not None:
@@ -318,6 +319,11 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateC
             data["taxonomy"] = yaml.safe_load(tax_path.read_text(encoding="utf-8"))
     if os.environ.get("TUNEGATE_WAREHOUSE"):  # set by `tunegate demo --warehouse` and the tests
         data["warehouse"] = os.environ["TUNEGATE_WAREHOUSE"]
+    if os.environ.get("TUNEGATE_ENGINE"):  # set by `tunegate run --engine ray [--ray-address ADDR]`
+        engine = dict(data.get("engine") or {}, kind=os.environ["TUNEGATE_ENGINE"])
+        if os.environ.get("TUNEGATE_RAY_ADDRESS"):
+            engine["address"] = os.environ["TUNEGATE_RAY_ADDRESS"]
+        data["engine"] = engine
     data.update(overrides)
     data["base_dir"] = str(base_dir)
     try:
