@@ -19,6 +19,12 @@ the output): masking is the costliest stage and does not change the other stages
 
     nice .venv/bin/python benchmarks/bench_scale.py --sizes 50000 200000 [--million] [--skip-masking]
         [--refresh-share 0.01] [--no-refresh] [--work /tmp/bench_scale] [--json out.json]
+    nice .venv/bin/python benchmarks/bench_scale.py --dedup-only --sizes 50000 200000 [--million]
+    nice .venv/bin/python benchmarks/bench_scale.py --ray-throughput 600
+
+`--dedup-only` measures dedup alone in child processes: `find_clusters` in memory on all N, the
+persisted index built on 99%, then extended by the last 1%. `--ray-throughput N` masks N generated
+tickets with the local engine and with Ray at 1 and 2 masking actors, and checks the outputs are equal.
 
 Measured figures only: nothing here is extrapolated; the exponent is the slope of log CPU against
 log N between the measured sizes.
@@ -71,6 +77,86 @@ def run_stage(warehouse: str, stage: str, parents: dict, skip_masking: bool) -> 
     return {"stage": stage, "version": out.version, "rows": out.rows, "cpu_s": round(cpu, 2),
             "wall_s": round(wall, 2), "peak_rss_mb": round(rss, 1),
             "templates_new": idx.get("templates_new"), "leaks": out.meta.get("cross_split_near_duplicates")}
+
+
+def run_dedup(n: int, seed: int, mode: str, warehouse: str, share: float) -> dict:
+    """One dedup measurement in this (child) process: 'full' = find_clusters in memory; 'history' and
+    'refresh' = the persisted index built on the first (1 - share) of the history, then extended."""
+    from pipeline.config import DedupSpec
+    from pipeline.data.dedup import find_clusters
+    from pipeline.data.dedup_index import find_clusters_indexed
+    from pipeline.data.sample.scale import generate_history
+
+    hist = generate_history(n, seed=seed).rename(columns={"customer_text": "text"})[["ticket_id", "text", "created_at"]]
+    if mode == "history":
+        hist = hist.iloc[: int(round(n * (1 - share)))]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, w0 = time.process_time(), time.perf_counter()
+    if mode == "full":
+        _, st = find_clusters(hist, DedupSpec())
+    else:
+        _, st = find_clusters_indexed(hist, DedupSpec(), Path(warehouse))
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"mode": mode, "n": len(hist), "cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
+            "peak_rss_mb": round(rss, 1), "rss_before_mb": round(base, 1), "clusters": st["n_clusters"],
+            "templates_new": st.get("index", {}).get("templates_new")}
+
+
+def dedup_bench(sizes: list[int], seed: int, work: Path, share: float) -> dict:
+    out = {}
+    print("\n== dedup alone (raw generated text stands in for masked text) ==")
+    for n in sizes:
+        wh = work / f"dedup_{n}"
+        shutil.rmtree(wh, ignore_errors=True)
+        rows = {}
+        for mode in ("full", "history", "refresh"):
+            cmd = [sys.executable, __file__, "_dedup", "--n", str(n), "--seed", str(seed), "--mode", mode,
+                   "--warehouse", str(wh), "--share", str(share)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                sys.stderr.write(proc.stderr[-3000:])
+                raise SystemExit(f"dedup {mode} at {n} failed")
+            rows[mode] = json.loads(line[7:])
+            r = rows[mode]
+            print(f"{n:>9,} {mode:<8} tickets {r['n']:>9,}  cpu {r['cpu_s']:>8.1f}s  wall {r['wall_s']:>8.1f}s  "
+                  f"peak RSS {r['peak_rss_mb']:>7.0f} MB (before {r['rss_before_mb']:.0f} MB)  "
+                  f"new templates {r['templates_new']}", flush=True)
+        out[n] = rows
+    if len(sizes) > 1:
+        cpu = [out[n]["full"]["cpu_s"] for n in sizes]
+        print(f"fitted exponent of find_clusters CPU: {np.polyfit(np.log(sizes), np.log(cpu), 1)[0]:.2f}")
+    return out
+
+
+def ray_throughput(n: int, seed: int) -> dict:
+    """Masking texts/s: the local engine, then Ray with 1 and 2 masking actors (a local Ray instance)."""
+    import ray
+
+    from pipeline.config import load_config
+    from pipeline.data.sample.scale import generate_history
+    from pipeline.engine.local import LocalEngine
+    from pipeline.engine.ray_engine import RayEngine
+
+    texts = generate_history(n, seed=seed)["customer_text"].tolist()
+    res = {}
+    t0 = time.perf_counter()
+    want = LocalEngine(load_config(None)).mask(texts)
+    res["local"] = n / (time.perf_counter() - t0)
+    for workers in (1, 2):
+        eng = RayEngine(load_config(None, engine={"kind": "ray", "ray_workers": workers}), num_cpus=2)
+        eng.mask(texts[:50])  # actors up, models loaded
+        t0 = time.perf_counter()
+        got = eng.mask(texts)
+        res[f"ray_{workers}"] = n / (time.perf_counter() - t0)
+        assert got == want, "the Ray engine masked differently"
+        eng.close()
+        assert not ray.is_initialized()
+    print(f"\n== masking throughput on {n} generated tickets (texts/s, wall clock; model load excluded for Ray) ==")
+    for k, v in res.items():
+        print(f"{k:<8} {v:8.1f}")
+    return res
 
 
 def _child(args) -> None:
@@ -137,7 +223,15 @@ def main() -> None:
     st.add_argument("--stage", required=True, choices=STAGES)
     st.add_argument("--parents", default="{}")
     st.add_argument("--skip-masking", action="store_true")
+    dd = sub.add_parser("_dedup")
+    dd.add_argument("--n", type=int, required=True)
+    dd.add_argument("--seed", type=int, default=7)
+    dd.add_argument("--mode", choices=["full", "history", "refresh"], required=True)
+    dd.add_argument("--warehouse", required=True)
+    dd.add_argument("--share", type=float, default=0.01)
     ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
+    ap.add_argument("--dedup-only", action="store_true", help="only dedup: in-memory full build vs index refresh")
+    ap.add_argument("--ray-throughput", type=int, metavar="N", help="only masking throughput: local vs Ray 1/2 actors")
     ap.add_argument("--million", action="store_true", help="also run 1,000,000 tickets")
     ap.add_argument("--refresh-share", type=float, default=0.01)
     ap.add_argument("--no-refresh", action="store_true")
@@ -148,6 +242,20 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "_stage":
         return _child(args)
+    if args.cmd == "_dedup":
+        print("RESULT " + json.dumps(run_dedup(args.n, args.seed, args.mode, args.warehouse, args.share)))
+        return None
+    if args.ray_throughput:
+        res = ray_throughput(args.ray_throughput, args.seed)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return None
+    if args.dedup_only:
+        sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
+        res = dedup_bench(sizes, args.seed, args.work, args.refresh_share)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return None
 
     from pipeline.data.sample.scale import generate_history, write_landing
 

@@ -135,8 +135,10 @@ class RayEngine:
         import ray.data
 
         df = pd.DataFrame({"pos": np.arange(len(texts)), "text": ["" if t is None else str(t) for t in texts]})
-        ds = ray.data.from_pandas(df, override_num_blocks=max(1, min(len(df) // 256, 4 * self.workers)))
-        out = ds.map_batches(_MaskActor, batch_format="pandas", batch_size=self.cfg.masking.batch_size,
+        batch = self.cfg.masking.batch_size
+        blocks = max(1, min(len(df), max(self.workers, -(-len(df) // batch))))  # every actor gets work
+        ds = ray.data.from_pandas(df, override_num_blocks=blocks)
+        out = ds.map_batches(_MaskActor, batch_format="pandas", batch_size=batch,
                              concurrency=self.workers, num_cpus=1,
                              fn_constructor_kwargs={"spec": self.cfg.masking.model_dump(mode="json"),
                                                     "salt": os.environ.get(self.cfg.masking.salt_env) or None})
