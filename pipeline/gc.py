@@ -24,6 +24,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.catalog import Catalog
@@ -55,6 +56,10 @@ class GcPlan:
         for p in self.stale_indexes:
             lines.append(f"  remove stale dedup index {p.name}")
         return "\n".join(lines)
+
+
+def _mask(flags) -> np.ndarray:
+    return np.fromiter(flags, dtype=bool)
 
 
 def _size(p: Path) -> int:
@@ -113,8 +118,8 @@ def plan_gc(cfg: TunegateConfig, keep_last: int = 1) -> GcPlan:
     kept = set(zip(keep.artifact, keep.version))
     # only the data half is collected: model-half artifacts (fine-tuning files, evaluations, reports) are small
     # and are what published figures cite
-    cand = versions[[(a, v) not in kept and a in DATA_ARTIFACTS for a, v in zip(versions.artifact, versions.version)]].copy()
-    cand = cand[[p is not None and Path(p).exists() for p in cand["path"]]]
+    cand = versions[_mask((a, v) not in kept and a in DATA_ARTIFACTS for a, v in zip(versions.artifact, versions.version))]
+    cand = cand[_mask(p is not None and Path(p).exists() for p in cand["path"])]
     # refuse a version lineage still points to: a surviving child version, or a fine-tuning job that trained
     # on it (ticket -> dataset version -> job -> model); then everything upstream of a refused version
     removing = set(zip(cand.artifact, cand.version))
@@ -139,7 +144,7 @@ def plan_gc(cfg: TunegateConfig, keep_last: int = 1) -> GcPlan:
                 refused[(pa, pv)] = f"upstream of refused {a}@{v}"
                 frontier.append((pa, pv))
     ref = pd.DataFrame([(a, v, r) for (a, v), r in sorted(refused.items())], columns=["artifact", "version", "reason"])
-    cand = cand[[(a, v) not in refused for a, v in zip(cand.artifact, cand.version)]]
+    cand = cand[_mask((a, v) not in refused for a, v in zip(cand.artifact, cand.version))]
     cand = cand.assign(bytes=[_size(p) for p in cand["path"]]).sort_values(["artifact", "version"])
     ref = ref.merge(versions, on=["artifact", "version"], how="left")
     from pipeline.data.dedup_index import INDEX_ZONE, spec_key
