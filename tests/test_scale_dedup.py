@@ -82,11 +82,13 @@ def test_persisted_index_matches_full_build_on_bundled_sample(sample_tickets, tm
     assert rst["index"]["templates_indexed_before"] == len(hist_templates)
     assert rst["index"]["templates_new"] == len(new_templates) > 50
     assert not rst["index"]["rebuilt"]
+    assert rst["index"]["tickets_normalised"] == len(sample_tickets) - cut  # only the new tickets
     store = DedupIndexStore(tmp_path / "b", spec)
     assert store.manifest()["parts"] == [0, 1]
     # the same data again: nothing new is hashed, nothing is written
     _, again = find_clusters_indexed(sample_tickets, spec, tmp_path / "b")
     assert again["index"]["templates_new"] == 0 and store.manifest()["parts"] == [0, 1]
+    assert again["index"]["tickets_normalised"] == 0
 
 
 def test_index_is_rebuilt_when_the_history_shrinks(sample_tickets, tmp_path):

@@ -103,8 +103,8 @@ def normalize_text(text: str) -> str:
 
 
 def _shouted(s: str) -> bool:
-    upper = sum(c.isupper() for c in s)
-    return upper > 8 and upper > sum(c.islower() for c in s)
+    upper = sum(map(str.isupper, s))
+    return upper > 8 and upper > sum(map(str.islower, s))
 
 
 def normalize_template(text: str) -> str:
@@ -443,18 +443,31 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec) -> tuple[pd.DataFrame, dict
     return clusters_frame(df, templ, node_cluster, extra)
 
 
-def clusters_frame(df: pd.DataFrame, templ: list[str], node_cluster: pd.DataFrame, extra: dict) -> tuple[pd.DataFrame, dict]:
-    """One row per ticket from its template's cluster (template, cluster_id, cluster_templates), and the stats."""
+def ticket_keys(texts: Sequence[str]) -> pd.DataFrame:
+    """template, exact_group and template_key of each text (the per-ticket part of dedup)."""
+    templ = [normalize_template(t) for t in texts]
+    return pd.DataFrame({"template": templ, "exact_group": ["e_" + _sha(normalize_text(t)) for t in texts],
+                         "template_key": ["t_" + _sha(t) for t in templ]})
+
+
+def clusters_frame(df: pd.DataFrame, templ: Sequence[str], node_cluster: pd.DataFrame, extra: dict,
+                   keys: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """One row per ticket from its template's cluster (template, cluster_id, cluster_templates), and the stats.
+
+    `keys` (row-aligned exact_group and template_key) skips recomputing them when a caller has them."""
     ticket_id = df["ticket_id"].astype(str).to_numpy()
     nc = node_cluster.set_index("template")
     pos = nc.index.get_indexer(templ)
     if (pos < 0).any():
         raise ValueError("a ticket's template is missing from the cluster table")
+    if keys is None:
+        keys = pd.DataFrame({"exact_group": ["e_" + _sha(normalize_text(t)) for t in df["text"]],
+                             "template_key": ["t_" + _sha(t) for t in templ]})
     out = pd.DataFrame(
         {
             "ticket_id": ticket_id,
-            "exact_group": ["e_" + _sha(normalize_text(t)) for t in df["text"]],
-            "template_key": ["t_" + _sha(t) for t in templ],
+            "exact_group": keys["exact_group"].to_numpy(),
+            "template_key": keys["template_key"].to_numpy(),
             "cluster_id": nc["cluster_id"].to_numpy()[pos],
             "cluster_templates": nc["cluster_templates"].to_numpy()[pos].astype(int),
         }
@@ -488,7 +501,7 @@ def clusters_frame(df: pd.DataFrame, templ: list[str], node_cluster: pd.DataFram
         "n_exact_groups": int(len(exact_sizes)),
         "n_exact_groups_with_dups": int((exact_sizes > 1).sum()),
         "n_exact_dup_rows": int((exact_sizes - 1).sum()),
-        "n_templates": int(len(set(templ))),
+        "n_templates": int(len(pd.unique(np.asarray(templ, dtype=object)))),
         "n_clusters": int(len(cl)),
         "n_near_clusters": int(len(near)),
         "n_near_dup_rows": int((near["groups"] - 1).sum()),  # redundant rows beyond exact copies

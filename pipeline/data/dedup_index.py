@@ -6,6 +6,8 @@ change of threshold, n-gram or seed starts a new index):
 
     nodes-00000.parquet   node_id, template, n_shingles, signature (uint32[num_perm]), band_keys (uint64[bands])
     typo-00000.parquet    key, node_id: one-edit keys of the short templates
+    tickets-00000.parquet ticket_id, text_hash, template, exact_group, template_key: per-ticket keys, so a
+                          refresh normalises only new or changed texts
     clusters.parquet      node_id, root, cluster_id: the capped union-find after the last extension
     manifest.json         parts, node count, settings; written last, so a half-written part is ignored
 
@@ -84,6 +86,23 @@ class DedupIndexStore:
         out = pd.DataFrame({"template": self.templates(), "cluster_id": cl["cluster_id"].to_numpy()})
         out["cluster_templates"] = out.groupby("cluster_id")["template"].transform("size").astype(int)
         return out
+
+    def tickets(self) -> pd.DataFrame:
+        """ticket_id, text_hash, template, exact_group, template_key of every ticket seen (latest text wins)."""
+        parts = sorted(self.dir.glob("tickets-*.parquet")) if self.dir.exists() else []
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in
+                                 ("ticket_id", "text_hash", "template", "exact_group", "template_key")})
+        t = pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
+        return t.drop_duplicates("ticket_id", keep="last").reset_index(drop=True)
+
+    def add_tickets(self, rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        n = len(list(self.dir.glob("tickets-*.parquet")))
+        _write_atomic(pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False),
+                      self.dir / f"tickets-{n:05d}.parquet")
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.dir.glob("*") if f.is_file()) if self.dir.exists() else 0
@@ -183,14 +202,30 @@ def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) ->
     If the index holds templates that no current ticket has (the history shrank or changed), it is
     not a history of this data: it is rebuilt from the current templates.
     """
-    from pipeline.data.dedup import clusters_frame, normalize_template
+    from pipeline.data.dedup import clusters_frame, ticket_keys
 
     if not df["ticket_id"].is_unique:
         raise ValueError("ticket_id must be unique")
-    templ = [normalize_template(t) for t in df["text"]]
     store = DedupIndexStore(warehouse, spec)
+    # per-ticket keys: normalised only for tickets that are new or whose text changed (by a vectorised hash)
+    ids = df["ticket_id"].astype(str).reset_index(drop=True)
+    text_hash = pd.util.hash_pandas_object(df["text"].fillna("").astype(str), index=False).to_numpy()
+    seen = store.tickets().set_index("ticket_id")
+    pos = seen.index.get_indexer(ids)
+    fresh = pos < 0
+    fresh[~fresh] = seen["text_hash"].to_numpy()[pos[~fresh]] != text_hash[~fresh]
+    keys = pd.DataFrame({"template": np.empty(len(df), dtype=object), "exact_group": np.empty(len(df), dtype=object),
+                         "template_key": np.empty(len(df), dtype=object)})
+    old = ~fresh
+    for c in keys.columns:
+        keys.loc[old, c] = seen[c].to_numpy()[pos[old]]
+    if fresh.any():
+        computed = ticket_keys(df["text"].to_numpy()[fresh].tolist())
+        for c in keys.columns:
+            keys.loc[fresh, c] = computed[c].to_numpy()
+    templ = keys["template"].to_numpy()
     known = store.templates()
-    current = pd.Index(pd.unique(pd.Series(templ, dtype=object)))
+    current = pd.Index(pd.unique(templ))
     rebuilt = False
     if len(known) and (current.get_indexer(known) < 0).any():
         import shutil
@@ -198,8 +233,9 @@ def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) ->
         shutil.rmtree(store.dir)
         rebuilt = True
     ext = store.extend(templ)
+    store.add_tickets(pd.DataFrame({"ticket_id": ids, "text_hash": text_hash}).join(keys)[fresh | rebuilt])
     idx = store.index
     extra = {"n_verified_pairs": ext["pairs_new"], "capped_merges": ext["capped_merges"],
              "lsh": {"backend": spec.backend, "bands": idx.bands, "rows": idx.rows, "num_perm": idx.num_perm},
-             "index": {**ext, "rebuilt": rebuilt}}
-    return clusters_frame(df, templ, store.node_clusters(), extra)
+             "index": {**ext, "rebuilt": rebuilt, "tickets_normalised": int(fresh.sum())}}
+    return clusters_frame(df, templ, store.node_clusters(), extra, keys=keys)
