@@ -12,7 +12,7 @@ $(UV):
 	$(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 
 install: $(UV)
-	$(UV) sync --locked --extra test --compile-bytecode --python $(PYTHON)
+	$(UV) sync --locked --extra test $(EXTRAS) --compile-bytecode --python $(PYTHON)
 
 demo: install
 	.venv/bin/tunegate demo

@@ -82,6 +82,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.engine:  # read by load_config in every step, in this process and in Dagster's
+        os.environ["TUNEGATE_ENGINE"] = args.engine
+    if args.ray_address:
+        os.environ["TUNEGATE_RAY_ADDRESS"] = args.ray_address
     cfg = _config(args)
     job = "refresh_dataset" if args.data_only else "full_pipeline"
     code = _run_graph(cfg, args.config, job, debug=args.debug)
@@ -300,6 +304,19 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    from pipeline.gc import plan_gc, run_gc
+
+    cfg = _config(args)
+    plan = plan_gc(cfg, keep_last=args.keep_last)
+    print(plan.summary())
+    if not args.delete:
+        print("dry run: nothing was removed (add --delete to remove the versions listed)")
+        return 0
+    print(f"removed {len(plan.remove)} versions, {run_gc(cfg, plan) / 2**20:.1f} MB freed")
+    return 0
+
+
 # -- masking tools ---------------------------------------------------------------------------------
 def cmd_pii_eval(args) -> int:
     from pipeline.pii.evaluate import pii_eval_command
@@ -398,6 +415,17 @@ def _parse_run(add) -> None:
                        "TUNEGATE_LOG_LEVEL=DEBUG tunegate run --config tunegate.yaml --debug"))
     sp.add_argument("--config", required=True, metavar="FILE", help="project config (YAML), e.g. from `tunegate init`")
     sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits (no model calls)")
+    sp.add_argument("--engine", choices=["local", "ray"], help="where masking, the leak guard and dedup run "
+                    "(default: the config's engine.kind, local)")
+    sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+
+
+def _parse_gc(add) -> None:
+    sp = add("gc", cmd_gc, "Remove old versions no route, pull or published test needs (a dry run unless --delete).",
+             _examples("tunegate gc --config tunegate.yaml", "tunegate gc --config tunegate.yaml --keep-last 3 --delete"))
+    _config_option(sp)
+    sp.add_argument("--keep-last", type=int, default=1, metavar="N", help="newest versions of each artifact always kept")
+    sp.add_argument("--delete", action="store_true", help="remove what the dry run lists")
 
 
 def _parse_pull(add) -> None:
@@ -499,7 +527,7 @@ def _parse_ui(add) -> None:
 
 
 PARSERS = [_parse_demo, _parse_init, _parse_run, _parse_pull, _parse_lineage, _parse_serve_local, _parse_report,
-           _parse_promote, _parse_rollback, _parse_evaluate, _parse_pii_eval, _parse_mask, _parse_ui]
+           _parse_promote, _parse_rollback, _parse_gc, _parse_evaluate, _parse_pii_eval, _parse_mask, _parse_ui]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,6 +139,15 @@ class DedupSpec(_Strict):
     containment_min_jaccard: float = Field(0.6, gt=0, le=1)
 
 
+class EngineSpec(_Strict):
+    """Where the heavy stages run; never changes a result, so it is outside the data hash."""
+    kind: Literal["local", "ray"] = "local"  # ray: masking, leak guard and dedup banding as Ray Data jobs
+    address: str | None = None  # Ray cluster address; None starts a local Ray instance
+    ray_workers: int | None = None  # masking actors on Ray; None: one per CPU Ray reports
+    # Persisted dedup index (warehouse/index/dedup): a refresh hashes and queries only new templates.
+    dedup_index: bool = True
+
+
 class LabelCheckSpec(_Strict):
     policy: Literal["flag", "drop"] = "flag"
     cv_folds: int = Field(5, ge=2)
@@ -293,6 +302,7 @@ class TunegateConfig(_Strict):
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     business: BusinessSpec = Field(default_factory=BusinessSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     # Filled by load_config: where the file lives, so relative paths resolve against it.
     base_dir: str = Field(default=".", exclude=True)
@@ -349,7 +359,7 @@ class TunegateConfig(_Strict):
 
     def hash(self) -> str:
         """Hash of everything but paths and the endpoint (evaluations and reports depend on all of it)."""
-        return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project"})
+        return self._digest(exclude={"warehouse", "landing", "endpoint", "base_dir", "project", "engine"})
 
     def endpoint_for(self, override: EndpointSpec | None) -> EndpointSpec:
         """The default endpoint with the fields an override sets (finetune.endpoint, models[].endpoint)."""
@@ -478,7 +488,8 @@ def load_taxonomy(path: Path) -> TaxonomySpec:
 def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateConfig:
     """Load and validate a config file; `None` gives the embedded defaults.
 
-    TUNEGATE_WAREHOUSE, when set, overrides the warehouse folder (for demos and tests). Every problem
+    TUNEGATE_WAREHOUSE, when set, overrides the warehouse folder (for demos and tests);
+    TUNEGATE_ENGINE and TUNEGATE_RAY_ADDRESS override `engine.kind` and `engine.address`. Every problem
     is a ConfigError whose message is one line naming the file, the field and the fix."""
     from pydantic import ValidationError
 
@@ -500,6 +511,11 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> TunegateC
             data["taxonomy"] = read_yaml(tax_path)
     if os.environ.get("TUNEGATE_WAREHOUSE"):  # set by `tunegate demo --warehouse` and the tests
         data["warehouse"] = os.environ["TUNEGATE_WAREHOUSE"]
+    if os.environ.get("TUNEGATE_ENGINE"):  # set by `tunegate run --engine ray [--ray-address ADDR]`
+        engine = dict(data.get("engine") or {}, kind=os.environ["TUNEGATE_ENGINE"])
+        if os.environ.get("TUNEGATE_RAY_ADDRESS"):
+            engine["address"] = os.environ["TUNEGATE_RAY_ADDRESS"]
+        data["engine"] = engine
     data.update(overrides)
     data["base_dir"] = str(base_dir)
     try:

@@ -3,9 +3,11 @@
 Exact duplicates share a normalised text (case, Unicode form, whitespace and end punctuation
 ignored). Near duplicates and templated tickets share most character n-grams of a *template* text
 (placeholders reduced to their type; amounts, references, upper-case merchant names and numbers
-collapsed; greeting and politeness fillers dropped) and are found with MinHash LSH (rensa by
+collapsed; greeting and politeness fillers dropped) and are found with MinHash LSH (signatures by rensa by
 default, datasketch as an alternative backend), then verified exactly so the LSH never contributes
-a false positive. A pair is near if its Jaccard is >= the threshold, or (short texts) the two
+a false positive. Everything per item is a compact numpy array (`pipeline.data.signatures`): 64-bit
+shingle hashes, uint32 signatures reduced to band keys, one-edit keys; candidates come from sorting
+keys, so memory grows by about a kilobyte per template, not by Python sets of strings. A pair is near if its Jaccard is >= the threshold, or (short texts) the two
 templates are one typing slip apart, or (optional, `DedupSpec.containment`) the shorter text is
 contained in the longer. Verified pairs are joined by union-find with a size cap so that
 chained similarity (a~b~c~...) cannot swallow a whole class. Cluster ids are derived from content,
@@ -20,13 +22,13 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections import Counter
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config import DedupSpec
+from pipeline.data import signatures as sig
 
 __all__ = [
     "normalize_text",
@@ -101,8 +103,8 @@ def normalize_text(text: str) -> str:
 
 
 def _shouted(s: str) -> bool:
-    upper = sum(c.isupper() for c in s)
-    return upper > 8 and upper > sum(c.islower() for c in s)
+    upper = sum(map(str.isupper, s))
+    return upper > 8 and upper > sum(map(str.islower, s))
 
 
 def normalize_template(text: str) -> str:
@@ -196,20 +198,17 @@ def _one_edit(a: str, b: str) -> bool:
     return len(diff) == 1 and min(len(diff[0][0]), len(diff[0][1])) >= 4
 
 
-def _deletion_keys(t: str) -> set[int]:
-    # Two strings one edit apart share a key: the shorter itself (insert/delete), or both with the
-    # edited/swapped character deleted. Hashes keep the index small; every hit is verified exactly.
-    return {hash(t)} | {hash(t[:k] + t[k + 1 :]) for k in range(len(t))}
-
-
 # --------------------------------------------------------------------------------------------
 # MinHash LSH index
 # --------------------------------------------------------------------------------------------
 class NearDupIndex:
     """MinHash LSH over template shingles plus a one-edit index over short templates; every
-    candidate is verified exactly (`is_near`, `_one_edit`).
+    candidate is verified exactly (Jaccard of the shingle sets, `_one_edit`).
 
-    Keys are the caller's strings; internally items are numbered because rensa keys are integers.
+    Compact: per item one sorted run of 64-bit shingle hashes, one row of LSH band keys and its
+    one-edit keys, all numpy arrays (`pipeline.data.signatures`); candidates are found by sorting
+    keys, not through per-item Python objects. Keys are the caller's strings; items are numbered
+    in insertion order.
     """
 
     def __init__(self, spec: DedupSpec, threshold: float | None = None):
@@ -225,75 +224,61 @@ class NearDupIndex:
         self.bands, self.rows = lsh_params(spec.num_perm, self.candidate_threshold, spec.lsh_bands)
         self.num_perm = self.bands * self.rows
         self.backend = spec.backend
-        self.keys: list[str] = []
-        self.sets: list[set[str]] = []
-        self.templates: list[str | None] = []
-        self._minhashes: list = []
-        self._typo_keys: dict[int, list[int]] = {}
-        if self.backend == "rensa":
-            from rensa import RMinHashLSH
-
-            self._lsh = RMinHashLSH(self.candidate_threshold, self.num_perm, self.bands)
-        elif self.backend == "datasketch":
-            from datasketch import MinHashLSH
-
-            self._lsh = MinHashLSH(num_perm=self.num_perm, params=(self.bands, self.rows))
-        else:  # pragma: no cover - pydantic restricts the value
+        if self.backend not in ("rensa", "datasketch"):  # pragma: no cover - pydantic restricts the value
             raise ValueError(f"unknown MinHash backend {self.backend!r}")
+        self.keys: list[str] = []
+        self.templates: list[str] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._cache: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
-
-    # -- minhash ---------------------------------------------------------------------------
-    def _minhash(self, sets: list[set[str]]) -> list:
-        if self.backend == "rensa":
-            from rensa import RMinHash
-
-            return RMinHash.from_token_sets([list(s) for s in sets], self.num_perm, self.spec.seed)
-        from datasketch import MinHash
-
-        return MinHash.bulk([[t.encode("utf-8") for t in s] for s in sets], num_perm=self.num_perm, seed=self.spec.seed)
-
-    def _shingle(self, texts: Sequence[str]) -> list[set[str]]:
-        return [shingles(t, self.spec.ngram) for t in texts]
 
     # -- building --------------------------------------------------------------------------
     def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
         if len(keys) != len(texts):
             raise ValueError("keys and texts must have the same length")
-        templ = [normalize_template(t) for t in texts]
-        self._add_sets([str(k) for k in keys], [_char_ngrams(t, self.spec.ngram) for t in templ], templ)
+        self.add_templates([str(k) for k in keys], [normalize_template(t) for t in texts])
 
-    def _typo_eligible(self, t: str | None) -> bool:
-        return (self.spec.typo_edits > 0 and t is not None
-                and self.spec.typo_min_chars <= len(t) <= self.spec.typo_max_chars)
+    def typo_eligible(self, templates: Sequence[str]) -> np.ndarray:
+        lens = np.fromiter((len(t) for t in templates), dtype=np.int64, count=len(templates))
+        if self.spec.typo_edits == 0:
+            return np.zeros(len(templates), dtype=bool)
+        return (lens >= self.spec.typo_min_chars) & (lens <= self.spec.typo_max_chars)
 
-    def _add_sets(self, keys: list[str], sets: list[set[str]], templates: Sequence[str] | None = None) -> None:
-        """Index shingle sets; with their template texts the one-edit rule applies too."""
-        start = len(self.keys)
-        mhs = self._minhash(sets)
-        if self.backend == "rensa":
-            self._lsh.insert_many(mhs, start)
-        else:
-            with self._lsh.insertion_session() as session:
-                for i, mh in enumerate(mhs):
-                    session.insert(start + i, mh, check_duplication=False)
-        templates = list(templates) if templates is not None else [None] * len(sets)
-        for i, t in enumerate(templates):
-            if self._typo_eligible(t):
-                for h in _deletion_keys(t):
-                    self._typo_keys.setdefault(h, []).append(start + i)
+    def encode(self, templates: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(shingle hashes, offsets, band keys, one-edit keys, their rows) of template texts."""
+        flat, off = sig.shingle_hashes(templates, self.spec.ngram)
+        bk = sig.band_keys(sig.signatures(flat, off, self.num_perm, self.spec.seed, self.backend), self.bands, self.rows)
+        tk, tr = sig.deletion_keys(templates, self.typo_eligible(templates))
+        return flat, off, bk, tk, tr
+
+    def add_templates(self, keys: list[str], templates: list[str], encoded: tuple | None = None) -> None:
+        """Index template texts (already normalised) under the given keys."""
+        self._parts.append(encoded if encoded is not None else self.encode(templates))
         self.keys.extend(keys)
-        self.sets.extend(sets)
         self.templates.extend(templates)
-        self._minhashes.extend(mhs)
+        self._cache = None
 
-    # -- querying --------------------------------------------------------------------------
-    def _candidates(self, mhs: list) -> list[list[int]]:
-        if self.backend == "rensa":
-            return [list(c) for c in self._lsh.query_all(mhs)]
-        return [list(self._lsh.query(mh)) for mh in mhs]
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._cache is None:
+            flats, offs, bks, tks, trs, start, base = [], [np.zeros(1, np.int64)], [], [], [], 0, 0
+            for flat, off, bk, tk, tr in self._parts:
+                flats.append(flat)
+                offs.append(off[1:] + base)
+                bks.append(bk)
+                tks.append(tk)
+                trs.append(tr + start)
+                start += len(off) - 1
+                base += int(off[-1])
+            cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+            self._cache = (cat(flats, np.uint64), np.concatenate(offs),
+                           np.concatenate(bks) if bks else np.zeros((0, self.bands), np.uint64),
+                           cat(tks, np.uint64), cat(trs, np.int64))
+            self._parts = [(self._cache[0], self._cache[1], self._cache[2], self._cache[3], self._cache[4])]
+        return self._cache
 
+    # -- verification ----------------------------------------------------------------------
     def is_near(self, a: set[str], b: set[str]) -> tuple[bool, float]:
         """(near duplicate?, Jaccard) of two shingle sets, exactly.
 
@@ -301,45 +286,74 @@ class NearDupIndex:
         spec.containment) with at least spec.containment_min_shingles shingles and Jaccard >=
         spec.containment_min_jaccard.
         """
-        inter = len(a & b)
-        la, lb = len(a), len(b)
-        j = 1.0 if not la and not lb else inter / (la + lb - inter)
-        if j >= self.threshold:
-            return True, j
-        short = min(la, lb)
-        if (self.containment is not None and short >= self.spec.containment_min_shingles
-                and j >= self.spec.containment_min_jaccard and inter >= self.containment * short):
-            return True, j
-        return False, j
+        ok, j = self.near(np.array([len(a & b)]), np.array([len(a)]), np.array([len(b)]))
+        return bool(ok[0]), float(j[0])
 
-    def _typo_candidates(self, t: str | None) -> set[int]:
-        if not self._typo_keys or not self._typo_eligible(t):
-            return set()
-        out: set[int] = set()
-        for h in _deletion_keys(t):
-            out.update(self._typo_keys.get(h, ()))
-        return out
+    def near(self, inter: np.ndarray, la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised `is_near` on intersection and set sizes."""
+        union = la + lb - inter
+        j = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        ok = j >= self.threshold
+        if self.containment is not None:
+            short = np.minimum(la, lb)
+            ok |= ((short >= self.spec.containment_min_shingles) & (j >= self.spec.containment_min_jaccard)
+                   & (inter >= self.containment * short))
+        return ok, j
 
-    def _verified(self, sets: list[set[str]], mhs: list,
-                  templates: Sequence[str | None] | None = None) -> list[list[tuple[int, float]]]:
-        templates = templates if templates is not None else [None] * len(sets)
+    def verify(self, lsh_pairs: np.ndarray, typo_pairs: np.ndarray, templ_a: Sequence[str], templ_b: Sequence[str],
+               enc_a: tuple, enc_b: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Verified pairs (a, b, jaccard) from LSH candidates and one-edit candidates (a in A, b in B)."""
+        pairs = np.unique(np.concatenate([lsh_pairs, typo_pairs]), axis=0) if len(lsh_pairs) + len(typo_pairs) \
+            else np.zeros((0, 2), np.int64)
+        if len(pairs) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        a, b = pairs[:, 0], pairs[:, 1]
+        inter, la, lb = sig.intersections(enc_a[0], enc_a[1], a, enc_b[0], enc_b[1], b)
+        ok, j = self.near(inter, la, lb)
+        code = a * (int(b.max()) + 1) + b
+        in_lsh = np.isin(code, lsh_pairs[:, 0] * (int(b.max()) + 1) + lsh_pairs[:, 1]) if len(lsh_pairs) else \
+            np.zeros(len(a), bool)
+        hit = ok & in_lsh
+        if len(typo_pairs):
+            is_typo = np.isin(code, typo_pairs[:, 0] * (int(b.max()) + 1) + typo_pairs[:, 1])
+            for k in np.flatnonzero(is_typo & ~hit):
+                hit[k] = _one_edit(templ_a[a[k]], templ_b[b[k]])
+        return a[hit], b[hit], j[hit]
+
+    # -- querying --------------------------------------------------------------------------
+    def _candidates(self, bk_new: np.ndarray, tk_new: np.ndarray, tr_new: np.ndarray,
+                    bk_old: np.ndarray, tk_old: np.ndarray, tr_old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LSH and one-edit candidate pairs (new item, old item) between a new and an old item set."""
+        n_old = bk_old.shape[0]
         out = []
-        for s, t, cands in zip(sets, templates, self._candidates(mhs)):
-            typo = {c for c in self._typo_candidates(t) if _one_edit(t, self.templates[c])}
-            hits = []
-            for c in sorted(set(cands) | typo):
-                ok, j = self.is_near(s, self.sets[c])
-                if ok or c in typo:
-                    hits.append((c, j))
-            out.append(hits)
-        return out
+        for b in range(self.bands):
+            keys = np.concatenate([bk_old[:, b], bk_new[:, b]])
+            items = np.arange(len(keys), dtype=np.int64)
+            is_new = items >= n_old
+            out.append(sig.pairs_sharing_key(keys, items, is_new))
+        lsh = np.unique(np.concatenate(out), axis=0) if out else np.zeros((0, 2), np.int64)
+        typo = sig.pairs_sharing_key(np.concatenate([tk_old, tk_new]), np.concatenate([tr_old, tr_new + n_old]),
+                                     np.r_[np.zeros(len(tk_old), bool), np.ones(len(tk_new), bool)])
+
+        def split(p: np.ndarray) -> np.ndarray:  # (old, new) -> (new local, old); new x new dropped
+            p = p[(p[:, 0] < n_old) & (p[:, 1] >= n_old)]
+            return np.stack([p[:, 1] - n_old, p[:, 0]], axis=1)
+
+        return split(lsh), split(typo)
 
     def query_scored(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Per text: (key, exact Jaccard) of indexed near duplicates (see `is_near`, and one edit apart)."""
         templ = [normalize_template(t) for t in texts]
-        sets = [_char_ngrams(t, self.spec.ngram) for t in templ]
-        hits = self._verified(sets, self._minhash(sets), templ)
-        return [[(self.keys[c], j) for c, j in row] for row in hits]
+        if not templ:
+            return []
+        enc = self.encode(templ)
+        flat, off, bk, tk, tr = self._arrays()
+        lsh, typo = self._candidates(enc[2], enc[3], enc[4], bk, tk, tr)
+        qa, ib, j = self.verify(lsh, typo, templ, self.templates, enc, (flat, off))
+        out: list[list[tuple[str, float]]] = [[] for _ in templ]
+        for q, c, jj in sorted(zip(qa.tolist(), ib.tolist(), j.tolist())):
+            out[q].append((self.keys[c], jj))
+        return out
 
     def query(self, texts: Sequence[str]) -> list[list[str]]:
         """Per text: keys of indexed near duplicates (exact Jaccard >= threshold, or containment)."""
@@ -347,14 +361,15 @@ class NearDupIndex:
 
     def self_pairs(self, progress=None) -> list[tuple[int, int, float]]:
         """Verified pairs (i < j, jaccard) among the indexed items, by internal position."""
-        pairs = []
-        n = len(self.sets)
-        for i, hits in enumerate(self._verified(self.sets, self._minhashes, self.templates)):
-            pairs.extend((i, c, j) for c, j in hits if c > i)
-            if progress is not None and (i + 1 == n or (i + 1) % 500 == 0):
-                progress(i + 1, n)
-        return pairs
-
+        flat, off, bk, tk, tr = self._arrays()
+        lsh = [sig.pairs_sharing_key(bk[:, b], np.arange(bk.shape[0], dtype=np.int64)) for b in range(self.bands)]
+        lsh = np.unique(np.concatenate(lsh), axis=0) if lsh else np.zeros((0, 2), np.int64)
+        typo = sig.pairs_sharing_key(tk, tr)
+        enc = (flat, off)
+        a, b, j = self.verify(lsh, typo, self.templates, self.templates, enc, enc)
+        if progress is not None:
+            progress(len(self.templates), len(self.templates))
+        return list(zip(a.tolist(), b.tolist(), j.tolist()))
 
 # --------------------------------------------------------------------------------------------
 # clustering
@@ -391,6 +406,16 @@ class _CappedUnionFind:
         return True
 
 
+def cluster_templates(nodes: list[str], pairs: Sequence[tuple[int, int, float]], cap: int,
+                      uf: "_CappedUnionFind | None" = None) -> tuple[np.ndarray, "_CappedUnionFind"]:
+    """Root per node after merging verified pairs strongest first under the size cap."""
+    pairs = sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))  # strongest links first, ties by position
+    uf = uf or _CappedUnionFind(len(nodes), cap)
+    for a, b, _ in pairs:
+        uf.union(a, b)
+    return np.array([uf.find(i) for i in range(len(nodes))], dtype=np.int64), uf
+
+
 def find_clusters(df: pd.DataFrame, spec: DedupSpec, progress=None) -> tuple[pd.DataFrame, dict]:
     """Exact groups and capped near-duplicate/template clusters, one row per ticket.
 
@@ -406,34 +431,47 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec, progress=None) -> tuple[pd.
     """
     if not df["ticket_id"].is_unique:
         raise ValueError("ticket_id must be unique")
-    ticket_id = df["ticket_id"].astype(str).to_numpy()
-    norm = [normalize_text(t) for t in df["text"]]
     templ = [normalize_template(t) for t in df["text"]]
-
     nodes = sorted(set(templ))  # sorted: internal numbering does not depend on row order
-    node_of = {t: i for i, t in enumerate(nodes)}
-    row_node = np.fromiter((node_of[t] for t in templ), dtype=np.int64, count=len(templ))
-
     index = NearDupIndex(spec)
-    index._add_sets([str(i) for i in range(len(nodes))], [_char_ngrams(t, spec.ngram) for t in nodes], nodes)
+    index.add_templates([str(i) for i in range(len(nodes))], nodes)
     pairs = index.self_pairs(progress=progress)
-    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))  # strongest links first, ties by content order
-
-    uf = _CappedUnionFind(len(nodes), spec.max_cluster_size)
-    for a, b, _ in pairs:
-        uf.union(a, b)
-    root = np.array([uf.find(i) for i in range(len(nodes))], dtype=np.int64)
+    root, uf = cluster_templates(nodes, pairs, spec.max_cluster_size)
     # nodes are sorted, so the root (smallest index) is the smallest template text of its cluster
-    cluster_of_node = np.array(["c_" + _sha(nodes[r]) for r in root], dtype=object)
-    templates_per_root = Counter(root.tolist())
+    node_cluster = pd.DataFrame({"template": nodes, "cluster_id": ["c_" + _sha(nodes[r]) for r in root]})
+    node_cluster["cluster_templates"] = node_cluster.groupby("cluster_id")["template"].transform("size")
+    extra = {"n_verified_pairs": int(len(pairs)), "capped_merges": int(uf.refused),
+             "lsh": {"backend": spec.backend, "bands": index.bands, "rows": index.rows, "num_perm": index.num_perm}}
+    return clusters_frame(df, templ, node_cluster, extra)
 
+
+def ticket_keys(texts: Sequence[str]) -> pd.DataFrame:
+    """template, exact_group and template_key of each text (the per-ticket part of dedup)."""
+    templ = [normalize_template(t) for t in texts]
+    return pd.DataFrame({"template": templ, "exact_group": ["e_" + _sha(normalize_text(t)) for t in texts],
+                         "template_key": ["t_" + _sha(t) for t in templ]})
+
+
+def clusters_frame(df: pd.DataFrame, templ: Sequence[str], node_cluster: pd.DataFrame, extra: dict,
+                   keys: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """One row per ticket from its template's cluster (template, cluster_id, cluster_templates), and the stats.
+
+    `keys` (row-aligned exact_group and template_key) skips recomputing them when a caller has them."""
+    ticket_id = df["ticket_id"].astype(str).to_numpy()
+    nc = node_cluster.set_index("template")
+    pos = nc.index.get_indexer(templ)
+    if (pos < 0).any():
+        raise ValueError("a ticket's template is missing from the cluster table")
+    if keys is None:
+        keys = pd.DataFrame({"exact_group": ["e_" + _sha(normalize_text(t)) for t in df["text"]],
+                             "template_key": ["t_" + _sha(t) for t in templ]})
     out = pd.DataFrame(
         {
             "ticket_id": ticket_id,
-            "exact_group": ["e_" + _sha(s) for s in norm],
-            "template_key": ["t_" + _sha(t) for t in templ],
-            "cluster_id": cluster_of_node[row_node],
-            "cluster_templates": [templates_per_root[r] for r in root[row_node]],
+            "exact_group": keys["exact_group"].to_numpy(),
+            "template_key": keys["template_key"].to_numpy(),
+            "cluster_id": nc["cluster_id"].to_numpy()[pos],
+            "cluster_templates": nc["cluster_templates"].to_numpy()[pos].astype(int),
         }
     )
     out["cluster_size"] = out.groupby("cluster_id")["ticket_id"].transform("size").astype(int)
@@ -451,7 +489,8 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec, progress=None) -> tuple[pd.
                "is_representative", "dup_kind"]]
 
     exact_sizes = out.groupby("exact_group").size()
-    cl = out.groupby("cluster_id").agg(rows=("ticket_id", "size"), groups=("exact_group", "nunique"))
+    cl = out.groupby("cluster_id").agg(rows=("ticket_id", "size"), groups=("exact_group", "nunique"),
+                                       templates=("cluster_templates", "first"))
     near = cl[cl["groups"] > 1]
     sizes = cl["rows"]
     bins = [1, 2, 3, 5, 10, 25, 100, math.inf]
@@ -464,19 +503,19 @@ def find_clusters(df: pd.DataFrame, spec: DedupSpec, progress=None) -> tuple[pd.
         "n_exact_groups": int(len(exact_sizes)),
         "n_exact_groups_with_dups": int((exact_sizes > 1).sum()),
         "n_exact_dup_rows": int((exact_sizes - 1).sum()),
-        "n_templates": int(len(nodes)),
+        "n_templates": int(len(pd.unique(np.asarray(templ, dtype=object)))),
         "n_clusters": int(len(cl)),
         "n_near_clusters": int(len(near)),
         "n_near_dup_rows": int((near["groups"] - 1).sum()),  # redundant rows beyond exact copies
         "largest_cluster": int(sizes.max()) if len(sizes) else 0,
-        "largest_cluster_templates": int(max(templates_per_root.values())) if templates_per_root else 0,
-        "n_verified_pairs": int(len(pairs)),
-        "capped_merges": int(uf.refused),
+        "largest_cluster_templates": int(cl["templates"].max()) if len(cl) else 0,
+        "n_verified_pairs": extra["n_verified_pairs"],
+        "capped_merges": extra["capped_merges"],
         "cluster_size_histogram": hist,
-        "lsh": {"backend": spec.backend, "bands": index.bands, "rows": index.rows, "num_perm": index.num_perm},
+        "lsh": extra["lsh"],
+        **{k: v for k, v in extra.items() if k not in ("n_verified_pairs", "capped_merges", "lsh")},
     }
     return out, stats
-
 
 def cluster_label_conflicts(df: pd.DataFrame, label_col: str = "label") -> pd.DataFrame:
     """Exact groups, then clusters, whose members carry different labels.

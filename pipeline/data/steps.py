@@ -83,21 +83,24 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
 
 # -- masked_tickets --------------------------------------------------------------------------------
 def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.pii.leak_guard import RESIDUAL_REASON, scan_residual
+    from pipeline.engine import get_engine
+    from pipeline.pii.leak_guard import RESIDUAL_REASON
     from pipeline.pii.masker import Masker
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
+    engine = get_engine(cfg)
     # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py)
     masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=raw["text"].tolist())
-    results = masker.mask_texts(raw["text"].tolist(), progress=tracker("masking"))
+    results = engine.mask(masker, raw["text"].tolist(), progress=tracker("masking"))
+    texts, counts = [r.text for r in results], [r.counts for r in results]
     masked = raw.drop(columns=["text"]).copy()
-    masked.insert(3, "text", [r.text for r in results])
-    masked["pii_types"] = [",".join(sorted(r.counts)) for r in results]
+    masked.insert(3, "text", texts)
+    masked["pii_types"] = [",".join(sorted(c)) for c in counts]
     by_type: Counter = Counter()
-    for r in results:
-        by_type.update(r.counts)
-    residual = scan_residual(masked["text"].tolist())
-    residual_rows = [{"ticket_id": t, "reason": RESIDUAL_REASON, "types": ",".join(types)}
+    for c in counts:
+        by_type.update(c)
+    residual = engine.residual(masked["text"].tolist())
+    residual_rows = [{"ticket_id": t, "reason": RESIDUAL_REASON, "types": ",".join(sorted(set(types)))}
                      for t, types in zip(masked["ticket_id"], residual) if types]
     residual_by_type = Counter(t for row in residual_rows for t in row["types"].split(","))
     # a ticket the independent guard still finds structured PII in never leaves the raw zone: it is
@@ -115,7 +118,8 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         "residual_rows": len(residual_rows),
         "residual_by_type": dict(residual_by_type),
         "residual_ticket_ids": [r["ticket_id"] for r in residual_rows][:50],
-        "salted_tokens": masker._key is not None,
+        "salted_tokens": engine.salted(),
+        "engine": engine.name,
         # what masking costs the data (pipeline/pii/quality.py): masks over a word of the row's own label,
         # near-identical tickets masked differently
         **_masking_quality(raw, results, masker, cfg),
@@ -137,10 +141,11 @@ def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig) ->
 
 # -- deduplicated_tickets --------------------------------------------------------------------------
 def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: str | None = None) -> StepOutput:
-    from pipeline.data.dedup import cluster_label_conflicts, find_clusters
+    from pipeline.data.dedup import cluster_label_conflicts
+    from pipeline.engine import get_engine
 
     masked = _read(cfg, storage.CLEAN_ZONE, "masked_tickets", masked_version, "tickets")
-    clusters, stats = find_clusters(masked[["ticket_id", "text", "created_at"]], cfg.dedup, progress=tracker("dedup"))
+    clusters, stats = get_engine(cfg).clusters(masked[["ticket_id", "text", "created_at"]], progress=tracker("dedup"))
     members = masked.merge(clusters, on="ticket_id", how="left", validate="one_to_one")
     reps = members[members["is_representative"]].reset_index(drop=True)
     conflicts = cluster_label_conflicts(members.assign(label=members["label_raw"].str.strip().str.casefold()))

@@ -176,6 +176,15 @@ class Masker:
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
 
+    def common_words(self) -> list[str] | None:
+        """The common words learnt by `fit_vocabulary` (None before it), e.g. to hand to other workers."""
+        return None if self._common is None else sorted(self._common)
+
+    def use_common_words(self, words: Iterable[str]) -> None:
+        """Take common words learnt elsewhere (another process's `common_words()`); clears the cache."""
+        self._common = frozenset(words)
+        self._cache.clear()
+
     def fit_vocabulary(self, texts: Iterable[str]) -> None:
         """Learn the common words of the user's data (``pipeline.pii.vocabulary``); clears the cache."""
         self._common = common_words(texts, self.spec.common_word_min_share, self.spec.common_word_min_tickets)
