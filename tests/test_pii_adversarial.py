@@ -90,15 +90,20 @@ def test_leak_guard_alone_finds_every_planted_identifier_fast_tier(batch):
     assert _guard_misses(batch) == []
 
 
+QUIET_FLAGGED_MAX = 0.10  # share of masked texts the guard may flag, all of them as phones (see below)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known: the guard's phone-grouping regexes flag runs of unrelated numbers in "
-                   "generated contexts ('5355 100000 4045 86' on one line): such a ticket is quarantined, nothing leaks")
 @settings(max_examples=20, **_SETTINGS)
 @given(st.lists(planted_texts(), min_size=BATCH, max_size=BATCH))
 def test_leak_guard_is_quiet_on_masked_text(masker, batch):
+    # Known weakness, measured here: the guard's phone groupings read runs of unrelated numbers left on one
+    # line ('5355 100000 4045 86') as a phone. Such a ticket is quarantined (nothing leaks, a row is lost), so
+    # the guard must flag nothing but phones on masked text, and few of those.
     masked = [r.text for r in masker.mask_texts([t for t, _ in batch])]
-    noisy = [(m, k) for m, k in zip(masked, scan_residual(masked)) if k]
-    assert noisy == []
+    found = scan_residual(masked)
+    assert [k for k in found if k and set(k) != {"PHONE_NUMBER"}] == []
+    assert sum(bool(k) for k in found) <= QUIET_FLAGGED_MAX * len(masked), sum(bool(k) for k in found)
 
 
 def test_issue_examples_are_masked(masker):
