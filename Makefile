@@ -11,6 +11,9 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 $(UV):
 	$(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 
+# the test extra brings pytest, hypothesis and the LiteLLM gateway; ray the optional Ray engine (its tests need it)
+EXTRAS ?= --extra ray
+
 install: $(UV)
 	$(UV) sync --locked --extra test $(EXTRAS) --compile-bytecode --python $(PYTHON)
 

@@ -142,13 +142,17 @@ def ray_throughput(n: int, seed: int) -> dict:
     texts = generate_history(n, seed=seed)["customer_text"].tolist()
     res = {}
     t0 = time.perf_counter()
-    want = LocalEngine(load_config(None)).mask(texts)
+    from pipeline.pii.masker import Masker
+
+    cfg = load_config(None)
+    masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=texts)
+    want = [(r.text, r.counts) for r in LocalEngine(cfg).mask(masker, texts)]
     res["local"] = n / (time.perf_counter() - t0)
     for workers in (1, 2):
         eng = RayEngine(load_config(None, engine={"kind": "ray", "ray_workers": workers}), num_cpus=2)
-        eng.mask(texts[:50])  # actors up, models loaded
+        eng.mask(masker, texts[:50])  # actors up, models loaded
         t0 = time.perf_counter()
-        got = eng.mask(texts)
+        got = [(r.text, r.counts) for r in eng.mask(masker, texts)]
         res[f"ray_{workers}"] = n / (time.perf_counter() - t0)
         assert got == want, "the Ray engine masked differently"
         eng.close()
