@@ -45,9 +45,18 @@ def spec_key(spec: DedupSpec) -> str:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a temporary sibling and rename; a full disk leaves nothing behind and says so in one line."""
+    from pipeline.storage import _FULL, DiskFullError, disk_full_message
+
     tmp = path.with_name(f".tmp-{path.name}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _FULL or "No space left on device" in str(exc) or "errno 28" in str(exc):
+            raise DiskFullError(disk_full_message(path.parent, "the dedup index")) from exc
+        raise
 
 
 class DedupIndexStore:
@@ -190,8 +199,16 @@ class DedupIndexStore:
         man = {"parts": self.manifest()["parts"] + [part], "n_nodes": n,
                "spec": self.spec.model_dump(mode="json"), "bands": idx.bands, "rows": idx.rows}
         tmp = self.dir / ".tmp-manifest.json"
-        tmp.write_text(json.dumps(man, indent=1, sort_keys=True))
-        os.replace(tmp, self.dir / "manifest.json")
+        try:
+            tmp.write_text(json.dumps(man, indent=1, sort_keys=True))
+            os.replace(tmp, self.dir / "manifest.json")
+        except OSError as exc:
+            from pipeline.storage import _FULL, DiskFullError, disk_full_message
+
+            tmp.unlink(missing_ok=True)
+            if exc.errno in _FULL:
+                raise DiskFullError(disk_full_message(self.dir, "the dedup index")) from exc
+            raise
         stats.update(pairs_new=len(pairs), capped_merges=int(uf.refused))
         return stats
 
