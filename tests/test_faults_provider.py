@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.config import DATA_DIR, EndpointSpec
 from pipeline.model import endpoint
+from pipeline.model import prompts as pr
 from pipeline.provider import models as pm
 from pipeline.provider.persist import load_classifier, save_classifier
 
@@ -29,8 +30,7 @@ SUBSET = TRAIN[TRAIN["category"].isin(LABELS)].groupby("category").head(20)
 
 
 def _jsonl(df) -> bytes:
-    system = pm.system_prompt(LABELS)
-    return "".join(json.dumps({"messages": pm.build_messages(system, t) + [{"role": "assistant", "content": l}]}) + "\n"
+    return "".join(json.dumps({"messages": pr.build_messages(LABELS, t, "short") + [pr.assistant_message(l)]}) + "\n"
                    for t, l in zip(df["text"], df["category"])).encode()
 
 
@@ -131,8 +131,8 @@ def test_a_provider_killed_mid_training_finishes_the_job_once(tmp_path):
             time.sleep(0.3)
         assert j.status == "succeeded"
         assert [x.id for x in client.fine_tuning.jobs.list()] == [job.id]  # resumed, not resubmitted
-        out = client.chat.completions.create(model=j.fine_tuned_model, messages=pm.build_messages(
-            pm.system_prompt(LABELS), SUBSET["text"].iloc[0]))
+        out = client.chat.completions.create(model=j.fine_tuned_model, messages=pr.build_messages(
+            LABELS, SUBSET["text"].iloc[0], "short"))
         assert out.choices[0].message.content in LABELS
         assert list((state / "models").glob("*.npz")) and not list((state / "models").glob("*.pkl"))
     finally:
