@@ -2,7 +2,8 @@
 ends with the version ids of a clean run; during fine-tuning, no second job is submitted.
 
 These run the real command line in a subprocess on a small sample of the bundled data and kill it
-with SIGKILL (no clean-up code runs), so they take minutes: they run with TUNEGATE_FULL_FAULTS=1.
+with SIGKILL (no clean-up code runs), so they take minutes: one kill point (between dedup and labels) runs
+in every full suite, the whole matrix with TUNEGATE_FULL_FAULTS=1.
 Each prints the time from the kill to the end of the completed re-run."""
 import json
 import os
@@ -20,8 +21,9 @@ from pipeline.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("TUNEGATE_FULL_FAULTS") == "1"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FULL, reason="whole-run kill tests: set TUNEGATE_FULL_FAULTS=1")]
+pytestmark = pytest.mark.slow
+# one kill point runs in every full suite (CI); the whole matrix with TUNEGATE_FULL_FAULTS=1
+full_only = pytest.mark.skipif(not FULL, reason="the whole kill matrix: set TUNEGATE_FULL_FAULTS=1")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,8 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
+@pytest.mark.parametrize("point", [p if p == "between-dedup-and-labels" else pytest.param(p, marks=full_only)
+                                   for p in KILL_POINTS])
 def test_kill_minus_nine_then_rerun_equals_a_clean_run(tmp_path, landing, clean, point):
     pattern, delay = KILL_POINTS[point]
     cfg = _config(tmp_path, landing, "wh")
@@ -180,6 +183,7 @@ def _provider_jobs(wh: Path) -> list[tuple[str, str]]:
         return []
 
 
+@full_only
 @pytest.mark.parametrize("also_provider", [False, True], ids=["run-killed", "run-and-provider-killed"])
 def test_kill_during_fine_tuning_submits_no_second_job(tmp_path, landing, clean, also_provider):
     from pipeline.model.endpoint import LocalProvider

@@ -1,0 +1,1 @@
+"""Address recognizers: streets, address blocks, corners and postcodes."""

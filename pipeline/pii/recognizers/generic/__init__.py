@@ -1,0 +1,1 @@
+"""Structured identifiers in any context: cards, IBANs, phones, e-mails, IPs, URLs."""

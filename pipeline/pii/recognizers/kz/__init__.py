@@ -1,0 +1,1 @@
+"""Kazakhstan's identifiers: IIN and BIN with their check digit."""

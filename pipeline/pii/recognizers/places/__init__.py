@@ -1,0 +1,1 @@
+"""Place recognizers: a gazetteer and location cues."""

@@ -1,0 +1,1 @@
+"""Russian text: names and places through natasha's offline NER."""
