@@ -11,8 +11,12 @@ class LowerSurnameRecognizer(EntityRecognizer):
     """Lower-case names with an unmistakable Russian/Kazakh/Georgian surname or patronymic ending
     ("olga krylova", "eric g. samoylova"), with the first name and initial before it."""
 
-    _ENDINGS = r"ova|eva|yova|enko|ovich|evich|ovna|evna|skaya|shvili|bekov|bekova|bayev|bayeva|baev|baeva|kyzy"
-    _NOT = {"supernova", "casanova", "geneva", "jehova", "bossanova", "villanova"}
+    # "-ov"/"-ev" (Iskakov, Ivanov, Grigoriev) too: after a stem of at least 3 letters hardly any English
+    # word ends so; the few that do are listed in _NOT
+    _ENDINGS = (r"ova|eva|yova|enko|ovich|evich|ovna|evna|skaya|shvili|bekov|bekova|bayev|bayeva|baev|baeva|kyzy|"
+                r"ov|ev")
+    _NOT = {"supernova", "casanova", "geneva", "jehova", "bossanova", "villanova", "improv", "molotov",
+            "kishinev", "chekhov", "gorbachev", "khrushchev", "prokofiev", "rachmaninov", "chernobyl"}
 
     def __init__(self):
         super().__init__(supported_entities=["PERSON"], name="LowerSurnameRecognizer")
