@@ -362,13 +362,18 @@ class NearDupIndex:
     def self_pairs(self, progress=None) -> list[tuple[int, int, float]]:
         """Verified pairs (i < j, jaccard) among the indexed items, by internal position."""
         flat, off, bk, tk, tr = self._arrays()
-        lsh = [sig.pairs_sharing_key(bk[:, b], np.arange(bk.shape[0], dtype=np.int64)) for b in range(self.bands)]
+        n = len(self.templates)
+        lsh = []
+        for b in range(self.bands):  # progress in templates: the bands, then the verification, reach n
+            lsh.append(sig.pairs_sharing_key(bk[:, b], np.arange(bk.shape[0], dtype=np.int64)))
+            if progress is not None:
+                progress(n * (b + 1) // (self.bands + 1), n)
         lsh = np.unique(np.concatenate(lsh), axis=0) if lsh else np.zeros((0, 2), np.int64)
         typo = sig.pairs_sharing_key(tk, tr)
         enc = (flat, off)
         a, b, j = self.verify(lsh, typo, self.templates, self.templates, enc, enc)
         if progress is not None:
-            progress(len(self.templates), len(self.templates))
+            progress(n, n)
         return list(zip(a.tolist(), b.tolist(), j.tolist()))
 
 # --------------------------------------------------------------------------------------------
