@@ -49,8 +49,16 @@ def _say(msg: str) -> None:
     print(f"tunegate: {msg}", file=sys.stderr, flush=True)
 
 
+_HOME_SET_HERE: str | None = None  # the DAGSTER_HOME that run_job set last in this process
+
+
 def dagster_home(cfg: TunegateConfig) -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or cfg.warehouse_path / ".dagster")
+    """The Dagster instance folder: $DAGSTER_HOME when the user set it, else <warehouse>/.dagster.
+
+    A value that an earlier run_job of this process set is not the user's: a second warehouse in the same
+    process (tests, notebooks) gets its own instance, not the first one's."""
+    env = os.environ.get("DAGSTER_HOME")
+    home = Path(env) if env and env != _HOME_SET_HERE else cfg.warehouse_path / ".dagster"
     home.mkdir(parents=True, exist_ok=True)
     src = PROJECT_ROOT / "dagster.yaml"
     if src.exists() and not (home / "dagster.yaml").exists():
@@ -249,8 +257,9 @@ def run_job(cfg: TunegateConfig, config_path: str | None, job: str = "full_pipel
             wait_s: float | None = None, on_event=None):
     """Execute a job in process, one run per warehouse at a time; returns the ExecuteInProcessResult.
     `on_event` sees each event as it is logged (assets.run_console prints the run; Dagster's console stays quiet)."""
+    global _HOME_SET_HERE
     home = dagster_home(cfg)
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = _HOME_SET_HERE = str(home)
     if config_path:
         os.environ["TUNEGATE_CONFIG"] = str(Path(config_path).resolve())
     else:
