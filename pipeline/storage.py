@@ -119,7 +119,8 @@ def read_version(root: Path, zone: str, artifact: str, version: str, part: str) 
 _TMP = re.compile(r"^\.tmp-[0-9a-f]+-(\d+)-[0-9a-f]+$")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is a process with this PID running (one owned by another user counts as running)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,7 +136,7 @@ def clean_stale_tmp(root: Path) -> int:
     for zone in (RAW_ZONE, CLEAN_ZONE):
         for tmp in (Path(root) / zone).glob("*/.tmp-*"):
             m = _TMP.match(tmp.name)
-            if m and int(m.group(1)) != os.getpid() and _alive(int(m.group(1))):
+            if m and int(m.group(1)) != os.getpid() and pid_alive(int(m.group(1))):
                 continue
             shutil.rmtree(tmp, ignore_errors=True)
             n += 1

@@ -41,19 +41,13 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from pipeline.config import EndpointSpec
+from pipeline.storage import pid_alive
 
 INFO_FILE = "provider.json"
 
 
 # ------------------------------------------------------------------------------ local provider
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_pid_alive = pid_alive  # the provider's PID file is checked like a writer's temporary folder
 
 
 def _health(url_root: str, timeout: float = 1.0) -> dict | None:
