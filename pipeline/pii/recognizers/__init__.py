@@ -67,22 +67,15 @@ class GatedRecognizer:
 
 def build_recognizers() -> list[GatedRecognizer]:
     """Recognizers run by the masker on every text, with the cheap necessary condition for each."""
+    # Presidio's EntityRecognizer.__init__ calls load(): constructing a recognizer is enough
     cue = CueNameRecognizer()
-    cue.load()
     slav = SlavicTurkicNameRecognizer()
-    slav.load()
     addr = AddressBlockRecognizer()
-    addr.load()
     gaz = GazetteerLocationRecognizer()
-    gaz.load()
     loc = LocationCueRecognizer(gaz)
-    loc.load()
     post = PostcodeRecognizer()
-    post.load()
     lower_sur = LowerSurnameRecognizer()
-    lower_sur.load()
     lower_given = LowerGivenNameRecognizer()
-    lower_given.load()
     return [
         GatedRecognizer(EmailRecognizer(), ["EMAIL_ADDRESS"], "@"),
         GatedRecognizer(SpokenEmailRecognizer(), ["EMAIL_ADDRESS"], "email"),
