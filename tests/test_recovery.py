@@ -10,12 +10,7 @@ from pipeline.data.sample.generator import generate_sample
 
 
 def _chain(cfg):
-    raw = steps.step_raw_tickets(cfg)
-    masked = steps.step_masked_tickets(cfg, raw.version)
-    dedup = steps.step_deduplicated_tickets(cfg, masked.version)
-    labelled = steps.step_labelled_tickets(cfg, dedup.version)
-    splits = steps.step_dataset_splits(cfg, labelled.version, raw_version=raw.version)
-    return [raw.version, masked.version, dedup.version, labelled.version, splits.version]
+    return [out.version for out in steps.run_data_half(cfg)]
 
 
 def _state(cfg):

@@ -245,3 +245,15 @@ def read_split(cfg: TunegateConfig, version: str, split: str) -> pd.DataFrame:
 
 def _json_safe(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+# -- the whole data half, without an orchestrator ---------------------------------------------------
+def run_data_half(cfg: TunegateConfig, run_id: str | None = None) -> list[StepOutput]:
+    """Every data step in order, each on its parent's version (what `refresh_dataset` runs through Dagster,
+    minus the asset checks): raw, masked, deduplicated, labelled tickets and the dataset splits."""
+    raw = step_raw_tickets(cfg, run_id)
+    masked = step_masked_tickets(cfg, raw.version, run_id)
+    dedup = step_deduplicated_tickets(cfg, masked.version, run_id)
+    labelled = step_labelled_tickets(cfg, dedup.version, run_id)
+    splits = step_dataset_splits(cfg, labelled.version, raw_version=raw.version, run_id=run_id)
+    return [raw, masked, dedup, labelled, splits]
