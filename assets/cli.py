@@ -386,7 +386,7 @@ def _parse_demo(add) -> None:
                        "tunegate demo --n 2000 --data-only  # a quick look at the data half"))
     sp.add_argument("--warehouse", metavar="DIR", help="warehouse folder (default ./warehouse)")
     sp.add_argument("--n", type=int, default=None, metavar="N",
-                    help="tickets drawn from Banking77 for the sample (default: all 13,083)")
+                    help="tickets drawn from Banking77's training split for the sample (default: all 10,003)")
     sp.add_argument("--data-only", action="store_true", help="stop after dataset_splits (no model calls)")
 
 
