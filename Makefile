@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   install everything (locked) and run the whole chain on the bundled sample
 #   make test   install everything (locked) and run the tests (the whole suite, as CI does)
-#   make test-fast   the unit tier only (pytest -m "not slow") (about 100 s on 2 cores)
+#   make test-fast   the unit tier only (pytest -m "not slow", two workers)
 UV_VERSION := 0.9.5
 PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
@@ -24,7 +24,7 @@ test: install
 	.venv/bin/pytest
 
 test-fast: install
-	.venv/bin/pytest -m "not slow"
+	.venv/bin/pytest -m "not slow" -n 2 --dist loadfile
 
 bench: install
 	.venv/bin/python benchmarks/bench_masking.py

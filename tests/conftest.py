@@ -17,6 +17,21 @@ os.environ["OPENAI_API_KEY"] = "tg-test-loopback-key"
 
 
 @pytest.fixture(scope="session")
+def embedded_provider(tmp_path_factory):
+    """One embedded provider (default settings) for the modules that only talk to it: started once per
+    session, stopped by its PID at the end, and its process is gone afterwards. Tests that need other
+    settings (fault injection, slow epochs) start their own."""
+    from pipeline.model.endpoint import LocalProvider, _pid_alive
+
+    p = LocalProvider.start(tmp_path_factory.mktemp("embedded_provider"))
+    try:
+        yield p
+    finally:
+        p.stop()
+        assert not _pid_alive(p.pid)
+
+
+@pytest.fixture(scope="session")
 def sample_warehouse(tmp_path_factory):
     """A warehouse whose landing folder holds the full bundled sample; returns (warehouse, manifest)."""
     from pipeline.data.sample.generator import generate_sample

@@ -15,11 +15,8 @@ SYSTEM = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_limits
 
 
 @pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    p = LocalProvider.start(tmp_path_factory.mktemp("endpoint_state"))
-    yield p
-    p.stop()
-    assert not _pid_alive(p.pid)
+def provider(embedded_provider):
+    return embedded_provider
 
 
 def _req(text: str, **extra) -> dict:

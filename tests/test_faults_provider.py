@@ -44,12 +44,8 @@ def _get(url: str, key: str | None):
 
 
 @pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    p = endpoint.LocalProvider.start(tmp_path_factory.mktemp("state"))
-    try:
-        yield p
-    finally:
-        p.stop()
+def provider(embedded_provider):
+    return embedded_provider
 
 
 def test_training_data_needs_the_key(provider):

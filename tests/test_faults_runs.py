@@ -118,6 +118,7 @@ def _holder(wh: Path) -> subprocess.Popen:
     return p
 
 
+@pytest.mark.slow
 def test_a_second_run_waits_says_who_holds_the_lock_and_refuses(tmp_path, capsys):
     wh = tmp_path / "wh"
     p = _holder(wh)
@@ -136,6 +137,7 @@ def test_a_second_run_waits_says_who_holds_the_lock_and_refuses(tmp_path, capsys
         p.wait()
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
     wh = tmp_path / "wh"
     p = _holder(wh)
@@ -149,6 +151,7 @@ def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
     assert json.loads((wh / ".run.json").read_text())["pid"] == os.getpid()
 
 
+@pytest.mark.slow
 def test_a_waiting_run_goes_on_when_the_first_finishes(tmp_path):
     wh = tmp_path / "wh"
     p = _holder(wh)

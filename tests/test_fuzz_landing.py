@@ -74,6 +74,7 @@ landing_file = st.one_of(
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(files=st.lists(landing_file, min_size=1, max_size=3))
+@pytest.mark.slow
 def test_any_landing_files_never_crash_and_always_balance(files):
     root = Path(tempfile.mkdtemp(prefix="tg-fuzz-"))
     try:

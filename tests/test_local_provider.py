@@ -46,10 +46,8 @@ def _jsonl(df: pd.DataFrame, system=SYSTEM) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    p = LocalProvider.start(tmp_path_factory.mktemp("provider_state"))
-    yield p
-    p.stop()
+def provider(embedded_provider):
+    return embedded_provider
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import DATA_DIR, load_config
 from pipeline.model.evaluation import Candidate, score_candidates
-from pipeline.model.report import NEVER, build_report, candidate_economics, payback_months, recommend
+from pipeline.model.report import NEVER, build_report, candidate_economics, decide, payback_months, recommend
 
 B77 = DATA_DIR / "banking77"
 
@@ -100,34 +100,31 @@ def config():
     return load_config(None, evaluation={"bootstrap": 300})
 
 
-def test_not_significant_keeps_prompting(labels, config, tmp_path):
+def test_not_significant_keeps_prompting(labels, config):
     res = _result(labels, {"tg-small/few_shot": 0.30, "tg-small/fine_tuned": 0.295}, config)
-    rep = build_report(res, config, 50.0, None, tmp_path)
-    rec = rep["recommendation"]
+    _, rec = decide(res, config, 50.0, None)
     assert rec["action"] == "keep_prompting" and rec["candidate"] == "tg-small/few_shot"
     assert any("not statistically significant" in r for r in rec["reasons"])
 
 
-def test_significant_and_pays_back_fine_tunes(labels, config, tmp_path):
+def test_significant_and_pays_back_fine_tunes(labels, config):
     res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-small/few_shot": 0.45,
                            "tg-small/fine_tuned": 0.10}, config)
-    rep = build_report(res, config, 80.0, {"model": "tg-small", "route": "default"}, tmp_path)
-    rec = rep["recommendation"]
+    econ, rec = decide(res, config, 80.0, {"model": "tg-small", "route": "default"})
     assert rec["action"] == "fine_tune" and rec["candidate"] == "tg-small/fine_tuned"
     assert rec["incumbent"] == "tg-small/few_shot"
-    ft = next(c for c in rep["candidates"] if c["name"] == "tg-small/fine_tuned")
-    fs = next(c for c in rep["candidates"] if c["name"] == "tg-small/few_shot")
-    saving = fs["economics"]["total_monthly_cost"] - ft["economics"]["total_monthly_cost"]
-    assert ft["economics"]["monthly_saving_vs_best_prompt"] == pytest.approx(saving)
-    assert ft["economics"]["payback_months"] == pytest.approx(80.0 / saving)
+    ft, fs = econ["tg-small/fine_tuned"], econ["tg-small/few_shot"]
+    saving = fs["total_monthly_cost"] - ft["total_monthly_cost"]
+    assert ft["monthly_saving_vs_best_prompt"] == pytest.approx(saving)
+    assert ft["payback_months"] == pytest.approx(80.0 / saving)
     # 346 vs 77 wrong of 770 rows, on 60,000 tickets a month at 90 s per correction and 30 per hour
     fewer = (346 - 77) / 770 * 60000
-    assert fs["economics"]["corrections_per_month"] - ft["economics"]["corrections_per_month"] == pytest.approx(fewer)
-    assert fs["economics"]["correction_cost"] - ft["economics"]["correction_cost"] == pytest.approx(fewer * 90 / 3600 * 30)
+    assert fs["corrections_per_month"] - ft["corrections_per_month"] == pytest.approx(fewer)
+    assert fs["correction_cost"] - ft["correction_cost"] == pytest.approx(fewer * 90 / 3600 * 30)
     assert any("significant" in r and "McNemar" in r for r in rec["reasons"])
 
 
-def test_gain_below_minimum_or_no_payback_keeps_prompting(labels, tmp_path):
+def test_gain_below_minimum_or_no_payback_keeps_prompting(labels):
     strict = load_config(None, evaluation={"bootstrap": 300}, business={"min_accuracy_gain": 0.5})
     res = _result(labels, {"tg-small/few_shot": 0.45, "tg-small/fine_tuned": 0.10}, strict)
     rec = recommend(res, strict, {n: {"total_monthly_cost": 100.0 - 50 * (n.endswith("tuned")),
@@ -135,9 +132,9 @@ def test_gain_below_minimum_or_no_payback_keeps_prompting(labels, tmp_path):
     assert rec["action"] == "keep_prompting"
     assert any("below the required" in w for v in rec["verdicts"] for w in v["why_not"])
     cfg = load_config(None, evaluation={"bootstrap": 300})
-    rep = build_report(res, cfg, 1e9, None, tmp_path)
-    assert rep["recommendation"]["action"] == "keep_prompting"
-    assert any("pay back" in w for v in rep["recommendation"]["verdicts"] for w in v["why_not"])
+    _, rec = decide(res, cfg, 1e9, None)
+    assert rec["action"] == "keep_prompting"
+    assert any("pay back" in w for v in rec["verdicts"] for w in v["why_not"])
     # the payback window comes from config: 10 of training saved at 50 a month pays back in 0.2 months
     econ = {n: {"total_monthly_cost": 100.0 - 50 * (n.endswith("tuned")), "training_cost": 10.0} for n in res.ranking}
     assert recommend(res, cfg, econ, None)["action"] == "fine_tune"
@@ -147,11 +144,10 @@ def test_gain_below_minimum_or_no_payback_keeps_prompting(labels, tmp_path):
     assert any("within 0.1 months" in w for v in rec["verdicts"] for w in v["why_not"])
 
 
-def test_significantly_better_base_model_is_a_switch(labels, config, tmp_path):
+def test_significantly_better_base_model_is_a_switch(labels, config):
     res = _result(labels, {"tg-small/zero_shot": 0.50, "tg-large/long_prompt": 0.20}, config)
-    rep = build_report(res, config, None, {"model": "tg-small"}, tmp_path)
-    assert rep["recommendation"]["action"] == "switch_base_model"
-    assert rep["recommendation"]["base_model"] == "tg-large"
+    _, rec = decide(res, config, None, {"model": "tg-small"})
+    assert rec["action"] == "switch_base_model" and rec["base_model"] == "tg-large"
 
 
 def test_files_written_and_valid(labels, config, tmp_path):

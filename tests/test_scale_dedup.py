@@ -40,6 +40,7 @@ def test_shingle_hashes_and_intersections_match_string_sets(banking_templates):
     assert inter[1::2].tolist() == la[1::2].tolist()  # a set against itself
 
 
+@pytest.mark.slow
 def test_deletion_keys_find_every_one_edit_pair(banking_templates):
     T = [t for t in banking_templates if 20 <= len(t) <= 120]
     keys, rows = sig.deletion_keys(T, np.ones(len(T), bool))
@@ -91,6 +92,7 @@ def test_persisted_index_matches_full_build_on_bundled_sample(sample_tickets, tm
     assert again["index"]["tickets_normalised"] == 0
 
 
+@pytest.mark.slow
 def test_index_is_rebuilt_when_the_history_shrinks(sample_tickets, tmp_path):
     spec = DedupSpec()
     part = sample_tickets.iloc[:3000].reset_index(drop=True)

@@ -29,7 +29,7 @@ from pipeline.model.report.economics import (ASSUMPTIONS, NEVER, SWING, candidat
                                              volume_shares)
 from pipeline.model.report.render import render_html, render_markdown
 
-__all__ = ["NEVER", "build_report", "candidate_economics", "payback_months", "recommend", "volume_shares",
+__all__ = ["NEVER", "build_report", "candidate_economics", "decide", "payback_months", "recommend", "volume_shares",
            "label_error_costs", "best_prompting", "incumbent", "sensitivity"]
 
 KEEP = ("model", "approach", "base_model", "n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci",
@@ -55,6 +55,13 @@ def _economics_all(result: EvaluationResult, config, training_cost, scales=None)
             econ[n]["monthly_saving_vs_best_prompt"] = saving
             econ[n]["payback_months"] = payback_months(econ[n]["training_cost"] or 0.0, saving)
     return econ
+
+
+def decide(result: EvaluationResult, config, training_cost, current_route: dict | None = None
+           ) -> tuple[dict[str, dict], dict]:
+    """(economics per candidate, recommendation): the decision `build_report` writes, without the files."""
+    econ = _economics_all(result, config, training_cost)
+    return econ, recommend(result, config, econ, current_route)
 
 
 def _decision_money(result, config, training_cost, current_route, econ, rec) -> dict:
@@ -194,8 +201,7 @@ def build_report(result: EvaluationResult, config, training_cost: float | dict[s
     (out / "plots").mkdir(parents=True, exist_ok=True)
     cur = config.business.currency
     order = list(result.ranking)
-    econ = _economics_all(result, config, training_cost)
-    rec = recommend(result, config, econ, current_route)
+    econ, rec = decide(result, config, training_cost, current_route)
     by_name = {c["name"]: c for c in result.candidates}
     cands = []
     for n in order:
