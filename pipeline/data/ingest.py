@@ -362,6 +362,7 @@ def _read_file(path: Path, name: str, config: TunegateConfig, mapping: dict, req
     """Read one landing file into the sink and append its row to `files`."""
     before_rows, before_q = len(sink.rows), len(sink.quarantine)
     fmt, records, columns, n_read = _read_records(path, name, config.landing.encoding, config.landing, sink)
+    _recover_ticket_ids(sink.quarantine[before_q:], fmt, columns, mapping["ticket_id"])
     known = {c for c in mapping.values() if c}
     unknown = [c for c in columns if c not in known]
     missing = [canon for canon, src in required.items() if src not in columns] if records else []
@@ -384,6 +385,44 @@ def _read_file(path: Path, name: str, config: TunegateConfig, mapping: dict, req
     files.append({"source_file": name, "format": fmt, "status": status,
                   "rows_in": n_read, "rows_kept": kept, "rows_quarantined": quarantined,
                   "unknown_columns": _describe_columns(unknown) if unknown else "", "message": message})
+
+
+_ID_SHAPE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+
+
+def _recover_ticket_ids(rejected: list[dict], fmt: str, columns: list[str], id_column: str | None) -> None:
+    """Name the ticket of a row rejected before it was parsed (bad encoding, a broken CSV row, broken JSON)
+    when its id field can still be read, so an operator can find it. Only a value shaped like an id
+    (ASCII letters, digits and ._:- up to 64 characters) is taken: never any text of the ticket."""
+    if not id_column:
+        return
+    # a JSON line, or a Python-style dict with single quotes that an export wrote instead
+    key = re.compile(r"[\"']" + re.escape(id_column) + r"[\"']\s*:\s*[\"']([^\"'\\]{1,64})[\"']")
+    at = columns.index(id_column) if id_column in columns else None
+    for q in rejected:
+        if q["ticket_id"] is not None or q["record"] is None or q["source_row"] == 0:  # 0: the file or its header
+            continue
+        try:
+            rec = json.loads(q["record"])
+        except ValueError:
+            continue
+        value = None
+        if isinstance(rec, dict):  # a parsed JSON object (the id column read directly), or a truncated record
+            rec = None if "truncated_to_chars" in rec else rec.get(id_column)
+            value = rec if isinstance(rec, str) else None
+        elif isinstance(rec, list) and at is not None and at < len(rec):
+            value = rec[at]
+        elif isinstance(rec, str) and fmt == "jsonl":
+            m = key.search(rec)
+            value = m.group(1) if m else None
+        elif isinstance(rec, str) and at is not None:
+            try:
+                fields = next(csv.reader([rec.split("\n", 1)[0]]))
+            except (csv.Error, StopIteration):
+                fields = []
+            value = fields[at] if at < len(fields) else None
+        if isinstance(value, str) and _ID_SHAPE.fullmatch(value.strip()):
+            q["ticket_id"] = value.strip()
 
 
 def _finish(sink: _Sink, files: list, warnings: list) -> IngestResult:
