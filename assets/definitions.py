@@ -16,6 +16,7 @@ from assets.jobs import ALL_JOBS
 from assets.resources import CatalogResource, EndpointResource, TunegateConfigResource
 from assets.schedules import nightly_refresh_schedule
 from assets.sensors import ALL_SENSORS
+from pipeline.code_version import STAGE_SOURCES, code_version
 
 API_KEY_ENV = "OPENAI_API_KEY"
 # `Output(data_version=...)` is marked beta; it is the documented way to give an output its content hash
@@ -23,8 +24,15 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*data_versi
 
 config_resource = TunegateConfigResource()
 
+# each asset's code version is the hash of the source its stage runs (pipeline.code_version), so the UI
+# marks an output stale when that code changes; the decorators' constant is the fallback
+ASSETS = dg.map_asset_specs(
+    lambda spec: spec.replace_attributes(code_version=code_version(spec.key.to_user_string()))
+    if spec.key.to_user_string() in STAGE_SOURCES else spec,
+    dg.load_assets_from_modules([data_assets, model_assets]))
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data_assets, model_assets]),
+    assets=ASSETS,
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=ALL_JOBS,
     schedules=[nightly_refresh_schedule],

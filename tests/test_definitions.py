@@ -9,6 +9,7 @@ import yaml
 from assets.definitions import defs
 from assets.io_manager import VersionRefIOManager
 from assets.resources import TunegateConfigResource
+from pipeline.code_version import code_version
 
 DATA = {"raw_tickets", "masked_tickets", "deduplicated_tickets", "labelled_tickets", "dataset_splits"}
 MODEL = {"finetune_files", "finetune_job", "holdout_evaluation", "decision_report"}
@@ -22,13 +23,36 @@ def test_graph_has_every_stage_with_checks_a_pool_kinds_owners_and_a_code_versio
     assert checked == DATA | MODEL  # the model half is guarded too
     for name, node in nodes.items():
         assert node.pools == {"tunegate_catalog"}, name
-        assert node.code_version, name
+        assert node.code_version == code_version(name), name  # the hash of the stage's source
         assert node.owners == (["team:data-engineering"] if name in DATA else ["team:ml-engineering"]), name
         assert node.tags["layer"] == ("data" if name in DATA else "model"), name
     assert {"presidio", "parquet"} <= nodes["masked_tickets"].kinds
     assert "duckdb" in nodes["dataset_splits"].kinds and "openai" in nodes["holdout_evaluation"].kinds
     assert nodes["raw_tickets"].tags["pii"] == "raw" and nodes["dataset_splits"].tags["pii"] == "masked"
     assert isinstance(defs.resources["io_manager"], VersionRefIOManager)
+    assert len({n.code_version for n in nodes.values()}) == len(nodes)
+
+
+def test_a_code_version_moves_with_its_stage_source_only(tmp_path, monkeypatch):
+    import pipeline.code_version as cv
+
+    files = {m: tmp_path / f"{m}.py" for m in ("a", "b", "common")}
+    for m, f in files.items():
+        f.write_text(f"# {m}\n")
+    monkeypatch.setattr(cv, "COMMON", ("common",))
+    monkeypatch.setattr(cv, "STAGE_SOURCES", {"one": ("a",), "two": ("b",)})
+    monkeypatch.setattr(cv, "_files", lambda m: [(f"{m}.py", files[m])])
+
+    def versions():
+        cv.code_version.cache_clear()
+        return cv.code_version("one"), cv.code_version("two")
+
+    one, two = versions()
+    files["a"].write_text("# a, edited\n")
+    assert versions() == (versions()[0], two) and versions()[0] != one
+    files["common"].write_text("# common, edited\n")
+    assert all(x != y for x, y in zip(versions(), (one, two)))
+    cv.code_version.cache_clear()
 
 
 def test_model_checks_and_jobs_in_one_place():
