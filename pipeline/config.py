@@ -162,6 +162,13 @@ class LabelCheckSpec(_Strict):
     # tests/test_labels.py, low_self_confidence flags 98 where the default prune_by_noise_rate flags 74
     issue_filter_by: Literal["low_self_confidence", "prune_by_noise_rate", "both", "confident_learning",
                              "low_normalized_margin", "predicted_neq_given"] = "low_self_confidence"
+    # keep the model of the last full check (warehouse/index/labels/) and score only new rows with it
+    # (pipeline/data/label_model.py); refit when the rows scored that way exceed this share of the rows
+    # fitted, when a label appears that the model does not know, or when the new rows' mean label
+    # quality falls more than refit_drift below the fit's
+    incremental: bool = True
+    refit_after_share: float = Field(0.10, ge=0, le=1)
+    refit_drift: float = Field(0.10, ge=0, le=1)
 
 
 class SplitSpec(_Strict):

@@ -18,6 +18,7 @@ only, and the report counts the published tickets whose decision would have chan
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import warnings
@@ -99,16 +100,20 @@ def normalize_labels(df: pd.DataFrame, taxonomy: TaxonomySpec) -> tuple[pd.DataF
 # --------------------------------------------------------------------------------------------
 # text model shared by rename detection and label issues
 # --------------------------------------------------------------------------------------------
-def _features(texts: pd.Series):
+def _vectorizer():
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
     # Word uni/bi-grams carry the intent; char n-grams inside words survive typos and inflection.
     # The vocabulary and idf are fitted once on all texts (no labels involved), not per fold.
-    vec = make_union(
+    return make_union(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True, max_features=20000),
     )
+
+
+def _features(texts: pd.Series, vec=None):
+    vec = _vectorizer() if vec is None else vec
     return vec.fit_transform(texts.fillna("").astype(str)).astype(np.float32)
 
 
@@ -130,7 +135,7 @@ def _fit(clf, X, y):
 # --------------------------------------------------------------------------------------------
 # 2. renames
 # --------------------------------------------------------------------------------------------
-def detect_renames(df: pd.DataFrame, taxonomy: TaxonomySpec, spec: LabelCheckSpec) -> pd.DataFrame:
+def detect_renames(df: pd.DataFrame, taxonomy: TaxonomySpec, spec: LabelCheckSpec, model=None) -> pd.DataFrame:
     """Undeclared renames: unknown labels time-disjoint from a known label that predicts their texts.
 
     For each unknown label (spellings grouped by `label_key`) with at least `spec.rename_min_rows`
@@ -141,6 +146,8 @@ def detect_renames(df: pd.DataFrame, taxonomy: TaxonomySpec, spec: LabelCheckSpe
     (taxonomy out of date); 'before': an old unknown name was replaced by a taxonomy name.
     Columns: old, new, label (taxonomy label the rows map to), switch_date, n_rows,
     evidence_share, overlap_share, direction, raw_spellings.
+    `model` (a stored `LabelModel`, fitted on the labelled rows of an earlier full check) predicts the
+    unknown label's texts instead of a classifier fitted here.
     """
     cols = ["old", "new", "label", "switch_date", "n_rows", "evidence_share", "overlap_share", "direction",
             "raw_spellings"]
@@ -155,11 +162,14 @@ def detect_renames(df: pd.DataFrame, taxonomy: TaxonomySpec, spec: LabelCheckSpe
     if not cand_keys or known["label"].nunique() < 2:
         return pd.DataFrame(columns=cols)
 
-    texts = pd.concat([known["text"], unk["text"]], ignore_index=True)
-    X = _features(texts)
-    Xk, Xu = X[: len(known)], X[len(known):]
-    clf = _fit(_classifier(spec.seed), Xk, known["label"].to_numpy())
-    pred = pd.Series(clf.predict(Xu), index=unk.index)
+    if model is not None:
+        pred = pd.Series(model.predict(model.features(unk["text"])), index=unk.index)
+    else:
+        texts = pd.concat([known["text"], unk["text"]], ignore_index=True)
+        X = _features(texts)
+        Xk, Xu = X[: len(known)], X[len(known):]
+        clf = _fit(_classifier(spec.seed), Xk, known["label"].to_numpy())
+        pred = pd.Series(clf.predict(Xu), index=unk.index)
 
     created = pd.to_datetime(df["created_at"], utc=True)
     recs = []
@@ -271,21 +281,33 @@ def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = Fals
     (cleanlab self-confidence: probability of the given label), rank. With return_all=True every
     scored row is returned with `is_issue` (rank is NaN for non-issues).
     """
+    out, _ = _label_issues(df, spec, return_all, progress)
+    return out
+
+
+def _scorable(df: pd.DataFrame, spec: LabelCheckSpec) -> pd.DataFrame:
+    """The rows the check scores: labelled, in classes with at least max(min_class_size, cv_folds) rows."""
+    d = df[df["label"].notna()]
+    min_n = max(spec.min_class_size, spec.cv_folds)
+    counts = d["label"].value_counts()
+    return d[d["label"].isin(counts[counts >= min_n].index)].reset_index(drop=True)
+
+
+def _label_issues(df, spec, return_all, progress):
+    """`label_issues`, and (vectorizer, X, y, classes) of what was scored (None when nothing was)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     from scipy.special import softmax
 
     cols = ["ticket_id", "given_label", "suggested_label", "label_quality", "rank"]
-    d = df[df["label"].notna()]
-    min_n = max(spec.min_class_size, spec.cv_folds)
-    counts = d["label"].value_counts()
-    d = d[d["label"].isin(counts[counts >= min_n].index)].reset_index(drop=True)
+    d = _scorable(df, spec)
     if d["label"].nunique() < 2:
-        return pd.DataFrame(columns=cols + (["is_issue"] if return_all else []))
+        return pd.DataFrame(columns=cols + (["is_issue"] if return_all else [])), None
 
     classes = np.array(sorted(d["label"].unique()))
     y = np.searchsorted(classes, d["label"].to_numpy())
-    X = _features(d["text"])
+    vec = _vectorizer()
+    X = _features(d["text"], vec)
     folds = _cluster_folds(d, y, spec)
     probs = np.zeros((len(d), len(classes)))
     for k, (tr, te) in enumerate(folds):
@@ -309,9 +331,70 @@ def label_issues(df: pd.DataFrame, spec: LabelCheckSpec, return_all: bool = Fals
         "rank": np.nan,
     })
     out.loc[ranked, "rank"] = np.arange(1, len(ranked) + 1)
+    fitted = (vec, X, y, classes)
     if return_all:
-        return out.assign(is_issue=out["rank"].notna())
-    return out.loc[ranked].assign(rank=lambda x: x["rank"].astype(int)).reset_index(drop=True)
+        return out.assign(is_issue=out["rank"].notna()), fitted
+    return out.loc[ranked].assign(rank=lambda x: x["rank"].astype(int)).reset_index(drop=True), fitted
+
+
+def _store_state(scored_in: pd.DataFrame, scores: pd.DataFrame, fitted, spec: LabelCheckSpec, folder,
+                 renames_key: str, renames: pd.DataFrame) -> None:
+    """Fit the model on every scored row and store it with the scores and cut-offs (pipeline.data.label_model)."""
+    from pipeline.data.label_model import LabelModel, LabelState, row_keys
+
+    vec, X, y, classes = fitted
+    clf = _fit(_classifier(spec.seed), X, classes[y])
+    d = _scorable(scored_in, spec)
+    stored = pd.DataFrame({"ticket_id": d["ticket_id"].astype(str).to_numpy(), "key": row_keys(d).to_numpy()}).merge(
+        scores[["ticket_id", "suggested_label", "label_quality", "is_issue"]], on="ticket_id", how="inner")
+    flagged = scores[scores["is_issue"]]
+    cutoffs = {str(k): float(v) for k, v in flagged.groupby("given_label")["label_quality"].max().items()}
+    LabelState(LabelModel.from_fitted(vec, clf), stored, cutoffs, int(len(scores)),
+               float(scores["label_quality"].mean()), renames_key,
+               renames.assign(switch_date=renames["switch_date"].astype(str)).to_dict("records")).save(folder)
+
+
+def _score_incremental(scored_in: pd.DataFrame, spec: LabelCheckSpec, state) -> tuple[pd.DataFrame | None, dict]:
+    """Scores from the stored state: unchanged rows keep theirs, new rows are scored by the stored model.
+    Returns (None, why) when the model must be refitted instead."""
+    from pipeline.data.label_model import row_keys
+
+    d = _scorable(scored_in, spec)
+    unknown = sorted(set(d["label"]) - set(state.model.classes))
+    if unknown:
+        return None, {"refit": f"{len(unknown)} label(s) the stored model does not know"}
+    keys = row_keys(d)
+    stored = state.scores.drop_duplicates("ticket_id").set_index("ticket_id")
+    hit = (d["ticket_id"].astype(str).map(stored["key"]) == keys).to_numpy()
+    new = d[~hit]
+    if len(new) > spec.refit_after_share * state.n_fit:
+        return None, {"refit": f"{len(new)} new or changed rows, more than refit_after_share "
+                               f"({spec.refit_after_share}) of the {state.n_fit} fitted"}
+    old = stored.loc[d.loc[hit, "ticket_id"].astype(str)]
+    out_old = pd.DataFrame({"ticket_id": d.loc[hit, "ticket_id"].to_numpy(), "given_label": d.loc[hit, "label"].to_numpy(),
+                            "suggested_label": old["suggested_label"].to_numpy(),
+                            "label_quality": old["label_quality"].to_numpy(), "is_issue": old["is_issue"].to_numpy()})
+    info = {"rows_reused": int(hit.sum()), "rows_scored_new": int(len(new))}
+    if len(new):
+        P = state.model.probabilities(state.model.features(new["text"]))
+        classes = list(state.model.classes)
+        given = np.array([classes.index(lab) for lab in new["label"]])
+        quality = P[np.arange(len(new)), given]
+        drop = state.mean_quality - float(quality.mean())
+        if len(new) >= 50 and drop > spec.refit_drift:
+            return None, {"refit": f"drift: the new rows' mean label quality is {drop:.3f} below the fit's"}
+        cut = new["label"].map(state.cutoffs).astype(float).fillna(-1.0).to_numpy()
+        out_new = pd.DataFrame({"ticket_id": new["ticket_id"].to_numpy(), "given_label": new["label"].to_numpy(),
+                                "suggested_label": np.asarray(classes, dtype=object)[P.argmax(1)],
+                                "label_quality": quality, "is_issue": quality <= cut})
+        out = pd.concat([out_old, out_new], ignore_index=True)
+    else:
+        out = out_old
+    out["rank"] = np.nan
+    issues = out.index[out["is_issue"]]
+    order = out.loc[issues, "label_quality"].sort_values(kind="mergesort").index
+    out.loc[order, "rank"] = np.arange(1, len(order) + 1)
+    return out[["ticket_id", "given_label", "suggested_label", "label_quality", "rank", "is_issue"]], info
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +473,8 @@ def apply_policy(df: pd.DataFrame, issues: pd.DataFrame, conflicts: pd.DataFrame
 # all together
 # --------------------------------------------------------------------------------------------
 def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: TaxonomySpec,
-                 spec: LabelCheckSpec, frozen: pd.Series | None = None, progress=None) -> tuple[pd.DataFrame, dict]:
+                 spec: LabelCheckSpec, frozen: pd.Series | None = None, progress=None,
+                 state_dir=None) -> tuple[pd.DataFrame, dict]:
     """Run every label check. Returns (labelled, report).
 
     labelled: ticket_id, label, label_status, label_issue, suggested_label, label_quality, conflict,
@@ -400,13 +484,27 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     that were not kept, each with its reason.
     frozen: ticket id -> label of tickets in a published version; they keep it (status 'frozen' where
     today's checks would decide otherwise), and report['frozen_labels'] says how many that is.
+    state_dir: where the model of the last full check is kept (pipeline.data.label_model). With it, a
+    run whose new rows are few scores only those (report['label_model'] says which way it went).
     """
     from pipeline.data.dedup import find_clusters
+    from pipeline.data.label_model import LabelState
 
     if clusters is None:
         clusters, _ = find_clusters(df, DedupSpec())
     normed, variants = normalize_labels(df, taxonomy)
-    renames = detect_renames(normed, taxonomy, spec)
+    state = LabelState.load(state_dir, [v for _, v in _vectorizer().transformer_list]) \
+        if state_dir is not None and spec.incremental else None
+    unk = normed[(normed["label_status"] == "unknown") & normed["label_raw"].notna()]
+    renames_key = hashlib.sha256("\n".join(sorted(unk["ticket_id"].astype(str) + "\x1f" + unk["label_raw"].astype(str)
+                                                  + "\x1f" + unk["text"].astype(str))).encode()).hexdigest()[:16]
+    if state is not None and state.renames_key == renames_key:
+        cols = ["old", "new", "label", "switch_date", "n_rows", "evidence_share", "overlap_share", "direction",
+                "raw_spellings"]
+        renames = pd.DataFrame(state.renames or [], columns=cols)
+        renames["switch_date"] = pd.to_datetime(renames["switch_date"], utc=True)
+    else:
+        renames = detect_renames(normed, taxonomy, spec, model=state.model if state is not None else None)
     normed = apply_renames(normed, renames)
     frozen_info = {"n_published": 0, "n_decision_changed": 0}
     keep_ids: frozenset = frozenset()
@@ -425,7 +523,16 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
 
     scored_in = normed.drop(columns=["cluster_id"], errors="ignore").merge(
         clusters[["ticket_id", "cluster_id"]], on="ticket_id", how="left")
-    scores = label_issues(scored_in, spec, return_all=True, progress=progress)
+    scores, model_info = None, {"mode": "full"}
+    if state is not None:
+        scores, why = _score_incremental(scored_in, spec, state)
+        model_info = {"mode": "incremental", **why} if scores is not None else {"mode": "full", **why}
+    if scores is None:
+        scores, fitted = _label_issues(scored_in, spec, True, progress)
+        if state_dir is not None and spec.incremental and fitted is not None:
+            _store_state(scored_in, scores, fitted, spec, state_dir, renames_key, renames)
+    elif progress is not None:
+        progress(1, 1)
     kept, info = apply_policy(normed, scores, conflicts, spec, keep_ids)
 
     labelled = kept[["ticket_id", "label", "label_status", "label_issue", "suggested_label", "label_quality",
@@ -447,6 +554,7 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
             "n_rows": int(normed["ticket_id"].isin({t for ts in conflicts.get("ticket_ids", []) for t in ts}).sum()),
         },
         "frozen_labels": frozen_info,
+        "label_model": model_info,
         "n_scored": int(len(scores)),
         "n_label_issues": n_issues,
         "issue_rate": round(n_issues / max(1, len(scores)), 4),

@@ -8,6 +8,7 @@ same state as a clean run: existing versions are reused, nothing is written twic
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -157,6 +158,13 @@ def step_deduplicated_tickets(cfg: TunegateConfig, masked_version: str, run_id: 
 
 
 # -- labelled_tickets ------------------------------------------------------------------------------
+def label_state_dir(cfg: TunegateConfig) -> Path:
+    """Where the label-check model of the last full check is kept, per label-check settings and taxonomy."""
+    blob = json.dumps({"label_checks": cfg.label_checks.model_dump(mode="json"),
+                       "taxonomy": cfg.taxonomy.model_dump(mode="json")}, sort_keys=True, default=str)
+    return cfg.warehouse_path / "index" / "labels" / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str | None = None) -> StepOutput:
     from pipeline.data.labels import check_labels
 
@@ -166,7 +174,7 @@ def step_labelled_tickets(cfg: TunegateConfig, dedup_version: str, run_id: str |
     members = members.merge(rep_of, on="cluster_id", how="left", validate="many_to_one")
     labelled, report = check_labels(members, members[["ticket_id", "cluster_id", "exact_group"]], cfg.taxonomy,
                                     cfg.label_checks, frozen=published_labels(cfg),
-                                    progress=tracker("label checks"))
+                                    progress=tracker("label checks"), state_dir=label_state_dir(cfg))
     rejected = report.pop("rejected", None)
     context = members[["ticket_id", "created_at", "channel", "text", "operator_id", "source_file", "cluster_id",
                        "exact_group", "representative_id", "is_representative", "dup_kind"]]
