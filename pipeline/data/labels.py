@@ -530,7 +530,10 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     if scores is None:
         scores, fitted = _label_issues(scored_in, spec, True, progress)
         if state_dir is not None and spec.incremental and fitted is not None:
-            _store_state(scored_in, scores, fitted, spec, state_dir, renames_key, renames)
+            try:
+                _store_state(scored_in, scores, fitted, spec, state_dir, renames_key, renames)
+            except OSError as exc:  # the stored model only saves time: the next run checks in full
+                model_info["not_stored"] = str(exc)
     elif progress is not None:
         progress(1, 1)
     kept, info = apply_policy(normed, scores, conflicts, spec, keep_ids)
