@@ -113,6 +113,11 @@ class MaskingSpec(_Strict):
     common_word_min_share: float = Field(default=0.01, ge=0, le=1)
     common_word_min_tickets: int = Field(default=5, ge=1)
     not_name_words: list[str] = Field(default_factory=list)
+    # Masking results kept in the raw zone between runs (pipeline/pii/mask_cache.py): a refresh masks only
+    # texts it has not seen, with the vocabulary of the last full masking while the unseen texts are at
+    # most cache_refit_share of the texts it was learnt on
+    cache: bool = True
+    cache_refit_share: float = Field(default=0.10, ge=0, le=1)
 
 
 class DedupSpec(_Strict):

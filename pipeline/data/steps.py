@@ -90,9 +90,23 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
     engine = get_engine(cfg)
-    # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py)
-    masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=raw["text"].tolist())
-    results = engine.mask(masker, raw["text"].tolist(), progress=tracker("masking"))
+    # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py);
+    # with the cache, texts masked by an earlier run are taken from it (pipeline/pii/mask_cache.py)
+    texts_in = raw["text"].fillna("").astype(str).tolist()
+    progress = tracker("masking")
+    if cfg.masking.cache:
+        from pipeline.code_version import code_version
+        from pipeline.pii.mask_cache import mask_with_cache, settings_key
+
+        masker = Masker(cfg.masking, taxonomy=cfg.taxonomy)
+        key = settings_key(cfg.masking, cfg.taxonomy, code_version("masked_tickets"), masker)
+        results, cache_info, masked_now = mask_with_cache(cfg.warehouse_path / storage.RAW_ZONE, key, masker, texts_in,
+                                              lambda ts: engine.mask(masker, ts, progress=progress),
+                                              cfg.masking.cache_refit_share)
+    else:
+        masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=texts_in)
+        results = engine.mask(masker, texts_in, progress=progress)
+        cache_info, masked_now = {"texts_masked": len(texts_in), "texts_from_cache": 0}, None
     texts, counts = [r.text for r in results], [r.counts for r in results]
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", texts)
@@ -123,20 +137,28 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         "engine": engine.name,
         # what masking costs the data (pipeline/pii/quality.py): masks over a word of the row's own label,
         # near-identical tickets masked differently
-        **_masking_quality(raw, results, masker, cfg),
+        **_masking_quality(raw, results, masker, cfg, masked_now),
+        "mask_cache": cache_info,
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked, "quarantine": quarantine}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
 
 
-def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig) -> dict:
+def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig, masked_now=None) -> dict:
+    """`masked_now`: the rows masked in this run when the others came from the mask cache; the label-word
+    share is measured on those (their analysis is still in the masker's memory), not all rows again."""
     from pipeline.pii.quality import inconsistency, label_word_share
 
     texts = raw["text"].fillna("").astype(str).tolist()
-    spans = masker.analyze(texts)  # cached: no second analysis
     out = {"inconsistent_near_duplicates": inconsistency(texts, [r.text for r in results])}
-    if "label" in raw.columns:
-        out["label_word_masks"] = label_word_share(texts, spans, raw["label"].tolist(), cfg.taxonomy)
+    label_col = "label" if "label" in raw.columns else "label_raw"  # the operator's label, as written
+    if label_col in raw.columns:
+        rows = range(len(texts)) if masked_now is None else masked_now
+        sub = [texts[i] for i in rows]
+        spans = masker.analyze(sub)  # cached: no second analysis
+        labels = raw[label_col].iloc[list(rows)].fillna("").astype(str).str.strip().str.casefold().tolist()
+        out["label_word_masks"] = {**label_word_share(sub, spans, labels, cfg.taxonomy),
+                                   "rows_measured": len(sub)}
     return out
 
 

@@ -1,0 +1,118 @@
+"""Masking results kept between runs, so a nightly refresh masks only the texts it has not seen.
+
+The masker's output for a text depends on the text, the masking settings, the code of `pipeline.pii`,
+the salt (when placeholders carry salted tokens) and the not-a-name vocabulary learnt from the landing
+data. The cache lives in the raw zone, next to the raw tickets it is made from:
+
+    warehouse/raw/mask_cache/<settings key>/state.json          the vocabulary in use and the texts it was learnt on
+    warehouse/raw/mask_cache/<settings key>/<vocabulary key>/part-NNNNN.parquet
+                                                               h (hash of the raw text), text (masked), counts
+
+The settings key covers the settings, the code and a fingerprint of the salt (an HMAC, never the salt).
+A refresh keeps the vocabulary of the last full masking while the texts it has not seen are at most
+`masking.cache_refit_share` of the texts the vocabulary was learnt on; past that it learns the vocabulary
+again from all texts and starts a new folder, as a full build does. A refresh can therefore mask a few
+words differently from a full rebuild of the same data (a word that just became common), never less
+safely: the structured identifiers do not depend on the vocabulary, and the leak guard runs on every
+text either way.
+
+Parts are written to a temporary file and renamed, and the state last, so a run killed half way leaves
+only whole parts; the entries are deterministic, so a re-run ends as a run that never failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ZONE = "mask_cache"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b((text or "").encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def settings_key(spec, taxonomy, code_version: str, masker) -> str:
+    salted = masker.token("CACHE", "key") if getattr(masker, "_key", None) else ""
+    blob = json.dumps({"masking": spec.model_dump(mode="json"), "taxonomy": taxonomy.model_dump(mode="json"),
+                       "code": code_version, "salt": salted}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _vocabulary_key(words) -> str:
+    return hashlib.sha256("\n".join(sorted(words)).encode()).hexdigest()[:16]
+
+
+def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_share: float
+                    ) -> tuple[list, dict, list[int]]:
+    """Mask `texts` (results in order), masking only the texts the cache does not hold.
+
+    `mask(texts)` masks a list with the engine in use; `masker` is the engine's `Masker`, whose
+    vocabulary is set here. Returns (results, info for the run's metadata, indices of the texts masked
+    in this run: one per distinct text)."""
+    from pipeline.pii.masker import MaskResult
+
+    folder = Path(root) / ZONE / key
+    state_file = folder / "state.json"
+    hashes = [text_hash(t) for t in texts]
+    state = None
+    if state_file.exists():
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = None
+    cached: dict[str, tuple[str, dict]] = {}
+    if state is not None:
+        part_dir = folder / state["vocabulary_key"]
+        for part in sorted(part_dir.glob("part-*.parquet")):
+            try:
+                t = pq.read_table(part).to_pandas()
+            except (OSError, pa.ArrowInvalid):  # a damaged part: its texts are masked again
+                continue
+            cached.update(zip(t["h"], zip(t["text"], t["counts"])))
+    unseen = len({h for h in hashes if h not in cached})
+    refit = state is None or unseen > refit_share * max(1, int(state["n_texts"]))
+    if refit:
+        masker.fit_vocabulary(texts)
+        words = masker.common_words() or []
+        state = {"vocabulary_key": _vocabulary_key(words), "n_texts": len(texts), "words": words}
+        cached = {}
+    else:
+        masker.use_common_words(state["words"])
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in cached}.values())
+    fresh = mask([texts[i] for i in todo]) if todo else []
+    new_rows = {hashes[i]: (r.text, json.dumps(r.counts, sort_keys=True)) for i, r in zip(todo, fresh)}
+    part_dir = folder / state["vocabulary_key"]
+    try:
+        if new_rows:
+            part_dir.mkdir(parents=True, exist_ok=True)
+            n = len(list(part_dir.glob("part-*.parquet")))
+            table = pa.table({"h": list(new_rows), "text": [v[0] for v in new_rows.values()],
+                              "counts": [v[1] for v in new_rows.values()]})
+            path = part_dir / f"part-{n:05d}.parquet"
+            tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        if refit or new_rows:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = state_file.with_name(f"state.json.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, state_file)
+            for other in folder.iterdir():  # parts of an earlier vocabulary are never read again
+                if other.is_dir() and other.name != state["vocabulary_key"]:
+                    import shutil
+
+                    shutil.rmtree(other, ignore_errors=True)
+        stored = True
+    except OSError:  # the cache only saves time: a full disk here costs the next run a full masking
+        stored = False
+    cached.update(new_rows)
+    results = [MaskResult(cached[h][0], json.loads(cached[h][1])) for h in hashes]
+    return results, {"texts_masked": len(todo), "texts_from_cache": len(texts) - len(todo) if not refit else 0,
+                     "vocabulary": "learnt from this run's texts" if refit else "kept from an earlier run",
+                     "cache_stored": stored}, todo
