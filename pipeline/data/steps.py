@@ -92,6 +92,8 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
     # the not-a-name vocabulary comes from this landing data and the taxonomy (pipeline/pii/vocabulary.py)
     masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=raw["text"].tolist())
     results = engine.mask(masker, raw["text"].tolist(), progress=tracker("masking"))
+    # the same words masked the same way in near-identical tickets (pipeline/pii/consistency.py)
+    results, consistency = _harmonise(raw, results, masker, engine, cfg)
     texts, counts = [r.text for r in results], [r.counts for r in results]
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", texts)
@@ -123,17 +125,29 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         # what masking costs the data (pipeline/pii/quality.py): masks over a word of the row's own label,
         # near-identical tickets masked differently
         **_masking_quality(raw, results, masker, cfg),
+        "inconsistent_near_duplicates": consistency,
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked, "quarantine": quarantine}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
 
 
+def _harmonise(raw: pd.DataFrame, results, masker, engine, cfg: TunegateConfig) -> tuple[list, dict]:
+    from pipeline.pii.consistency import harmonise
+    from pipeline.pii.masker import MaskResult
+
+    h = harmonise(raw["text"].fillna("").astype(str).tolist(), [r.text for r in results], cfg.dedup,
+                  token=masker.token if engine.salted() else None)
+    out = [r if not add else MaskResult(t, dict(Counter(r.counts) + add))
+           for r, t, add in zip(results, h.texts, h.added)]
+    return out, h.summary()
+
+
 def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig) -> dict:
-    from pipeline.pii.quality import inconsistency, label_word_share
+    from pipeline.pii.quality import label_word_share
 
     texts = raw["text"].fillna("").astype(str).tolist()
     spans = masker.analyze(texts)  # cached: no second analysis
-    out = {"inconsistent_near_duplicates": inconsistency(texts, [r.text for r in results])}
+    out = {}
     if "label" in raw.columns:
         out["label_word_masks"] = label_word_share(texts, spans, raw["label"].tolist(), cfg.taxonomy)
     return out
