@@ -135,6 +135,35 @@ def _paired(masked_ok: np.ndarray, unmasked_ok: np.ndarray, n_boot: int, seed: i
             "beyond_noise": bool(d["low"] > 0 or d["high"] < 0)}
 
 
+def ablation_figures(masked: pd.DataFrame, unmasked: pd.DataFrame, names: Sequence[str], types: pd.Series | None,
+                     n_boot: int = 1000, seed: int = 0) -> dict:
+    """From the predictions of the two arms (ticket_id, candidate, correct) and the masked types per ticket
+    id (comma-separated): per candidate masked and unmasked accuracy and the cost with its paired interval
+    and McNemar's test, on all rows and on the rows with a mask; per entity type the same on its rows."""
+    out: dict = {"candidates": {}, "by_type": {}}
+    for name in names:
+        pm = masked[masked["candidate"] == name]
+        pu = unmasked[unmasked["candidate"] == name]
+        both = pm[["ticket_id", "correct"]].merge(pu[["ticket_id", "correct"]], on="ticket_id",
+                                                  suffixes=("_masked", "_unmasked"), validate="one_to_one")
+        mk, um = both["correct_masked"].to_numpy(bool), both["correct_unmasked"].to_numpy(bool)
+        row = _paired(mk, um, n_boot, seed)
+        if types is not None:
+            tt = both["ticket_id"].map(types).fillna("").to_numpy(dtype=str)
+            any_mask = tt != ""
+            row["rows_with_masks"] = _paired(mk[any_mask], um[any_mask], n_boot, seed) if any_mask.any() else None
+            for t in sorted({x for v in tt for x in v.split(",") if x}):
+                sel = np.array([t in v.split(",") for v in tt])
+                entry = out["by_type"].setdefault(t, {"rows": int(sel.sum()), "candidates": {}})
+                entry["candidates"][name] = _paired(mk[sel], um[sel], n_boot, seed)
+        out["candidates"][name] = row
+    scored = set(masked["ticket_id"])
+    out["rows"] = len(scored)
+    if types is not None:
+        out["rows_with_masks"] = int(sum(1 for i, v in types.items() if i in scored and v))
+    return out
+
+
 def masking_ablation(client, fresh: pd.DataFrame, unmasked: pd.DataFrame, fresh_result, train: pd.DataFrame,
                      config, candidates: Sequence, frozen, provenance: dict | None = None, log=None,
                      routes: dict | None = None) -> dict:
@@ -158,27 +187,8 @@ def masking_ablation(client, fresh: pd.DataFrame, unmasked: pd.DataFrame, fresh_
     res = run_evaluation(client, raw, train, config, chosen, "fresh-sample-unmasked", log=log,
                          provenance=provenance, extra_runs=False, routes=routes)
     types = fresh.set_index("ticket_id")["pii_types"].fillna("") if "pii_types" in fresh.columns else None
-    n_boot, seed = ev.bootstrap, ev.seed
-    for cand in chosen:
-        pm = fresh_result.predictions[fresh_result.predictions["candidate"] == cand.name]
-        pu = res.predictions[res.predictions["candidate"] == cand.name]
-        both = pm[["ticket_id", "correct"]].merge(pu[["ticket_id", "correct"]], on="ticket_id",
-                                                  suffixes=("_masked", "_unmasked"), validate="one_to_one")
-        mk, um = both["correct_masked"].to_numpy(bool), both["correct_unmasked"].to_numpy(bool)
-        row = _paired(mk, um, n_boot, seed)
-        if types is not None:
-            tt = both["ticket_id"].map(types).fillna("").to_numpy(dtype=str)
-            any_mask = tt != ""
-            row["rows_with_masks"] = _paired(mk[any_mask], um[any_mask], n_boot, seed) if any_mask.any() else None
-            for t in sorted({x for v in tt for x in v.split(",") if x}):
-                sel = np.array([t in v.split(",") for v in tt])
-                entry = out["by_type"].setdefault(t, {"rows": int(sel.sum()), "candidates": {}})
-                entry["candidates"][cand.name] = _paired(mk[sel], um[sel], n_boot, seed)
-        out["candidates"][cand.name] = row
-    out["rows"] = int(fresh_result.n_rows)
-    if types is not None:
-        scored = set(fresh_result.predictions["ticket_id"])
-        out["rows_with_masks"] = int(sum(1 for i, v in types.items() if i in scored and v))
+    out.update(ablation_figures(fresh_result.predictions, res.predictions, [c.name for c in chosen], types,
+                                ev.bootstrap, ev.seed))
     stand_ins = [c.name for c in chosen if ((provenance or {}).get("models", {}).get(c.name) or {}).get("stand_in")]
     out["stand_in_candidates"] = stand_ins
     out["note"] = ("Cost = unmasked minus masked accuracy on the same fresh rows (positive: masking costs "
