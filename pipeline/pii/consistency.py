@@ -54,6 +54,21 @@ def spans_from_masked(raw: str, masked: str) -> list[Span] | None:
     literals, types = parts[0::4], parts[1::4]
     if not types:
         return [] if raw == masked else None
+    # leftmost match of each literal after a non-empty value: what the lazy pattern below finds first,
+    # without compiling a pattern per text; the pattern settles the rare case this cannot
+    first, last = literals[0], literals[-1]
+    if raw.startswith(first) and raw.endswith(last):
+        pos, out, ok = len(first), [], True
+        for t, lit in zip(types[:-1], literals[1:-1]):
+            j = raw.find(lit, pos + 1)
+            if j < 0:
+                ok = False
+                break
+            out.append((t, pos, j))
+            pos = j + len(lit)
+        end = len(raw) - len(last)
+        if ok and end > pos:
+            return out + [(types[-1], pos, end)]
     pattern = "(.+?)".join(re.escape(lit) for lit in literals)
     m = re.fullmatch(pattern, raw, flags=re.DOTALL)
     if m is None:
@@ -179,11 +194,12 @@ def _universe(ng: NearGroups, spans_carried: list[dict[str, str]]) -> dict[int, 
     return out
 
 
-def measure(ng: NearGroups, masked_items: Sequence[str]) -> dict:
+def measure(ng: NearGroups, masked_items: Sequence[str], spans: Sequence[list[Span] | None] | None = None) -> dict:
     """``{"pairs", "inconsistent", "share", "unaligned"}`` over near-identical ticket pairs (tickets with
     the same template, and tickets of verified near-identical groups); a pair is inconsistent when a phrase
     masked in one ticket stands in clear in the other. Identical raw texts count as pairs too."""
-    spans = [spans_from_masked(r, m) for r, m in zip(ng.items, masked_items)]
+    if spans is None:
+        spans = [spans_from_masked(r, m) for r, m in zip(ng.items, masked_items)]
     carried = [_carried(r, s or []) for r, s in zip(ng.items, spans)]
     universe = _universe(ng, carried)
     prof = _profiles(ng, ng.items, spans, universe)
@@ -271,8 +287,8 @@ def harmonise(raw: Sequence[str], masked: Sequence[str], dedup_spec=None,
     for k, i in enumerate(ng.item_of.tolist()):
         if item_masked[i] is None:
             item_masked[i] = "" if masked[k] is None else str(masked[k])
-    before = measure(ng, item_masked)
     spans = [spans_from_masked(r, m) for r, m in zip(ng.items, item_masked)]
+    before = measure(ng, item_masked, spans)
     carried = [_carried(r, s) if s is not None else {} for r, s in zip(ng.items, spans)]
     members = ng.members()
     # phrase -> type masked anywhere in a group; spread along near-identical groups until nothing changes
@@ -308,6 +324,7 @@ def harmonise(raw: Sequence[str], masked: Sequence[str], dedup_spec=None,
             if grew:
                 todo.append(h)
     new_items = list(item_masked)
+    new_spans = list(spans)
     added_items: list[Counter] = [Counter() for _ in ng.items]
     for i, text in enumerate(ng.items):
         sp = spans[i]
@@ -320,7 +337,8 @@ def harmonise(raw: Sequence[str], masked: Sequence[str], dedup_spec=None,
                 add.append((t, s, e))
         if add:
             new_items[i] = _render(text, sp, item_masked[i], add, token)
+            new_spans[i] = sorted(sp + add, key=lambda x: x[1])
             added_items[i] = Counter(t for t, _, _ in add)
-    after = measure(ng, new_items)
+    after = measure(ng, new_items, new_spans)
     return Harmonised([new_items[i] for i in ng.item_of.tolist()],
                       [added_items[i] for i in ng.item_of.tolist()], before, after)
