@@ -44,6 +44,23 @@ def test_unmasked_text_goes_to_an_endpoint_only_when_allowed(setting, endpoint, 
     assert ablation_allowed(None, cands, routes)[0] is False
 
 
+def test_ablation_is_not_run_when_rows_cannot_be_paired():
+    """The two arms are paired by ticket id: a fresh file that repeats an id gets no ablation (and says why)."""
+    from pipeline.model.fresh import masking_ablation
+
+    rows = pd.read_csv(B77 / "test.csv").rename(columns={"category": "label"}).head(6)
+    rows = rows.assign(ticket_id=["A", "B", "C", "C", "D", "E"])
+    cand = Candidate("tg-small/few_shot", "tg-small", "few_shot", "tg-small", 0.15, 0.6)
+
+    class Frozen:
+        ranking = [cand.name]
+        metrics = {cand.name: {"approach": "few_shot"}}
+
+    ab = masking_ablation(None, rows, rows, None, None, load_config(None), [cand], Frozen(),
+                          routes={cand.name: _route("embedded:/w/provider")})
+    assert ab["run"] is False and "not unique" in ab["reason"] and ab["candidates"] == {}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The embedded provider with a tg-small fine-tuned on 12 Banking77 labels, the frozen evaluation of

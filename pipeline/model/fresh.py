@@ -178,7 +178,9 @@ def masking_ablation(client, fresh: pd.DataFrame, unmasked: pd.DataFrame, fresh_
     chosen = ablation_candidates(frozen, candidates)
     on, why = ablation_allowed(ev.masking_ablation, chosen, routes)
     out: dict = {"run": on, "reason": why, "candidates": {}, "by_type": {}}
-    if not on or not chosen:
+    if on and not fresh["ticket_id"].is_unique:  # the two arms are paired by ticket id
+        out.update(run=False, reason="not run: the fresh sample's ticket_id values are not unique")
+    if not out["run"] or not chosen:
         return out
     (log or (lambda m: None))(f"masking ablation: {len(chosen)} candidates on the fresh rows unmasked")
     if len(unmasked) != len(fresh) or not (unmasked["ticket_id"].to_numpy() == fresh["ticket_id"].to_numpy()).all():
