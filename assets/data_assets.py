@@ -46,6 +46,10 @@ def masked_tickets(context: dg.AssetExecutionContext, tunegate: TunegateConfigRe
         "tickets_with_pii": m["tickets_with_pii"], "pii_share": num(m["pii_share"]),
         "entities_by_type": table_md(m["entities_by_type"], "entity", "masked"),
         "residual_rows": m["residual_rows"], "residual_by_type": dg.MetadataValue.json(m["residual_by_type"]),
+        # near-identical tickets masked differently, before and after harmonising (pipeline/pii/consistency.py)
+        "inconsistent_near_duplicates_before": num(m["inconsistent_near_duplicates"]["share_before"]),
+        "inconsistent_near_duplicates_after": num(m["inconsistent_near_duplicates"]["share_after"]),
+        "inconsistent_near_duplicates": dg.MetadataValue.json(m["inconsistent_near_duplicates"]),
     })
 
 

@@ -101,6 +101,11 @@ def holdout_evaluation(context: dg.AssetExecutionContext, tunegate: TunegateConf
         per_candidate[f"accuracy/{name}"] = num(c["accuracy"])
         per_candidate[f"macro_f1/{name}"] = num(c["macro_f1"])
         per_candidate[f"price_per_1000/{name}"] = num(c["price_per_1000"])
+    ablation = m.get("masking_ablation") or {}  # masked vs unmasked accuracy on the fresh sample
+    for name, c in (ablation.get("candidates") or {}).items():
+        per_candidate[f"masking_cost/{name}"] = num(c["masking_cost"])
+    if ablation:
+        per_candidate["masking_ablation"] = dg.MetadataValue.json(ablation)
     return _output(out, {"rows": m["rows"], "best": m["best"], "runner_up": m["runner_up"] or "",
                          "endpoint": m.get("endpoint") or "", "endpoint_note": m.get("endpoint_note") or "real models",
                          "incomplete_candidates": len(m.get("incomplete") or {}),

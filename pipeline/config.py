@@ -277,6 +277,10 @@ class EvaluationSpec(_Strict):
     # uses Banking77's official test split. fresh_sample_size: a stratified sample of it (None: all).
     fresh_sample: str | None = None
     fresh_sample_size: int | None = None
+    # Score the fine-tuned candidates and the best prompt candidate on the fresh rows unmasked as well, to
+    # show what masking costs in accuracy. This sends the fresh file's raw text to the endpoint: None (auto)
+    # does it only when every such candidate runs on the embedded local provider; true: on any endpoint.
+    masking_ablation: bool | None = None
 
 
 class BusinessSpec(_Strict):

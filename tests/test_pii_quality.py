@@ -33,12 +33,15 @@ def test_label_word_share_counts_name_masks_over_the_rows_own_label():
 
 def test_inconsistency_compares_near_identical_tickets_only():
     raw = ["My card from Almaty is lost", "my card from almaty is lost", "my card from almaty is lost ",
-           "other ticket 1", "other ticket 2"]
-    masked = ["My card from <LOCATION_1> is lost", "my card from almaty is lost", "my card from <LOCATION_1> is lost",
-              "other ticket 1", "other ticket 2"]
+           "other ticket 1", "other ticket 2", "Why was I charged a fee in almaty?"]
+    masked = ["My card from <LOCATION_1> is lost", "my card from almaty is lost", "my card from <LOCATION_1> is lost ",
+              "other ticket 1", "other ticket 2", "Why was I charged a fee in almaty?"]
     res = inconsistency(raw, masked)
-    # the three "card" copies are one group (3 pairs, 2 differ); "other ticket 0" is one group of 2 equal
-    assert res == {"pairs": 4, "inconsistent": 2, "share": 0.5}
+    # the three "card" copies are one group (3 pairs, 2 differ); "other ticket 0" is one group of 2 equal;
+    # the fee ticket is near none of them, so its clear "almaty" is no inconsistency
+    assert {k: res[k] for k in ("pairs", "inconsistent", "share", "unaligned")} == \
+        {"pairs": 4, "inconsistent": 2, "share": 0.5, "unaligned": 0}
+    assert res["after_harmonisation"] == {"inconsistent": 0, "share": 0.0, "masks_added": 1}
 
 
 def test_false_mask_share():

@@ -302,3 +302,47 @@ def test_one_candidate_and_missing_optional_figures_still_render(labels, tmp_pat
     html = (tmp_path / "report.html").read_text()
     assert "Keep prompting with tg-small/few_shot." in html and "No label is marked critical" in html
     assert 'id="sensitivity"' not in html and "critical_labels" not in rep["plots"]
+
+
+# ------------------------------------------------------------------------------------ masking ablation
+def test_masking_ablation_shows_masked_and_unmasked_accuracy_per_type(labels, config, tmp_path):
+    """A masking rule that hides what the fine-tuned model needs on the PERSON rows: the report shows the
+    cost on that type (and not on the e-mail rows), with its interval, in report.json, .md and .html."""
+    from pipeline.model.fresh import ablation_figures
+
+    res = _result(labels, {"tg-small/few_shot": 0.45, "tg-small/fine_tuned": 0.10}, config)
+    masked = res.predictions
+    ft = masked[masked["candidate"] == "tg-small/fine_tuned"]
+    wrong = ft.loc[~ft["correct"], "ticket_id"].tolist()  # 77 rows
+    right = ft.loc[ft["correct"], "ticket_id"].tolist()
+    person = set(wrong) | set(right[:23])
+    email = set(right[23:123])
+    types = pd.Series({t: ",".join(x for x, ids in (("EMAIL_ADDRESS", email), ("PERSON", person)) if t in ids)
+                       for t in masked["ticket_id"].unique()})
+    unmasked = masked.copy()
+    unmasked.loc[(unmasked["candidate"] == "tg-small/fine_tuned") & unmasked["ticket_id"].isin(person), "correct"] = True
+    ab = {"run": True, "reason": "the candidates run on the embedded local provider", "note": "stand-in note",
+          **ablation_figures(masked, unmasked, ["tg-small/fine_tuned", "tg-small/few_shot"], types, 300, 1)}
+    p = ab["by_type"]["PERSON"]["candidates"]["tg-small/fine_tuned"]
+    assert (p["n"], p["masked_accuracy"], p["unmasked_accuracy"]) == (100, 0.23, 1.0)
+    assert p["masking_cost"] == pytest.approx(0.77) and p["masking_cost_ci"][0] > 0.6 and p["mcnemar_p"] < 1e-6
+    e = ab["by_type"]["EMAIL_ADDRESS"]["candidates"]["tg-small/fine_tuned"]
+    assert e["masking_cost"] == 0 and e["mcnemar_p"] == 1.0
+    assert ab["rows_with_masks"] == 200 and ab["candidates"]["tg-small/few_shot"]["masking_cost"] == 0
+    res.settings["fresh_sample"] = {"candidates": {}, "masking_ablation": ab}
+    rep = build_report(res, config, 80.0, None, tmp_path)
+    rows = {(r["type"], r["candidate"]): r for r in rep["masking_ablation"]["by_type"]}
+    assert rows[("PERSON", "tg-small/fine_tuned")]["cost"].startswith("+77.0 pts [")
+    assert rows[("PERSON", "tg-small/fine_tuned")]["masked"] == "23.0%"
+    md = (tmp_path / "report.md").read_text()
+    assert "## Does masking cost accuracy?" in md and "| PERSON | 100 | tg-small/fine_tuned | 23.0% | 100.0% | +77.0 pts" in md
+    assert "stand-in note" in md
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="masking"' in html and "+77.0 pts" in html
+
+    # not run (an external endpoint, auto): the report says why instead of showing figures
+    from pipeline.model.report import _masking_tables
+
+    off = _masking_tables({"masking_ablation": {"run": False, "reason": "not run: set evaluation.masking_ablation",
+                                                "candidates": {}, "by_type": {}}})
+    assert off["run"] is False and off["rows"] == [] and "masking_ablation" in off["reason"]

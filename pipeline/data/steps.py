@@ -100,13 +100,15 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
 
         masker = Masker(cfg.masking, taxonomy=cfg.taxonomy)
         key = settings_key(cfg.masking, cfg.taxonomy, code_version("masked_tickets"), masker)
-        results, cache_info, masked_now = mask_with_cache(cfg.warehouse_path / storage.RAW_ZONE, key, masker, texts_in,
-                                              lambda ts: engine.mask(masker, ts, progress=progress),
-                                              cfg.masking.cache_refit_share)
+        results, cache_info, masked_now = mask_with_cache(
+            cfg.warehouse_path / storage.RAW_ZONE, key, masker, texts_in,
+            lambda ts: engine.mask(masker, ts, progress=progress), cfg.masking.cache_refit_share)
     else:
         masker = Masker(cfg.masking, taxonomy=cfg.taxonomy, vocabulary=texts_in)
         results = engine.mask(masker, texts_in, progress=progress)
         cache_info, masked_now = {"texts_masked": len(texts_in), "texts_from_cache": 0}, None
+    # the same words masked the same way in near-identical tickets (pipeline/pii/consistency.py)
+    results, consistency = _harmonise(raw, results, masker, engine, cfg)
     texts, counts = [r.text for r in results], [r.counts for r in results]
     masked = raw.drop(columns=["text"]).copy()
     masked.insert(3, "text", texts)
@@ -138,19 +140,31 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         # what masking costs the data (pipeline/pii/quality.py): masks over a word of the row's own label,
         # near-identical tickets masked differently
         **_masking_quality(raw, results, masker, cfg, masked_now),
+        "inconsistent_near_duplicates": consistency,
         "mask_cache": cache_info,
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked, "quarantine": quarantine}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
 
 
+def _harmonise(raw: pd.DataFrame, results, masker, engine, cfg: TunegateConfig) -> tuple[list, dict]:
+    from pipeline.pii.consistency import harmonise
+    from pipeline.pii.masker import MaskResult
+
+    h = harmonise(raw["text"].fillna("").astype(str).tolist(), [r.text for r in results], cfg.dedup,
+                  token=masker.token if engine.salted() else None)
+    out = [r if not add else MaskResult(t, dict(Counter(r.counts) + add))
+           for r, t, add in zip(results, h.texts, h.added)]
+    return out, h.summary()
+
+
 def _masking_quality(raw: pd.DataFrame, results, masker, cfg: TunegateConfig, masked_now=None) -> dict:
     """`masked_now`: the rows masked in this run when the others came from the mask cache; the label-word
     share is measured on those (their analysis is still in the masker's memory), not all rows again."""
-    from pipeline.pii.quality import inconsistency, label_word_share
+    from pipeline.pii.quality import label_word_share
 
     texts = raw["text"].fillna("").astype(str).tolist()
-    out = {"inconsistent_near_duplicates": inconsistency(texts, [r.text for r in results])}
+    out = {}
     label_col = "label" if "label" in raw.columns else "label_raw"  # the operator's label, as written
     if label_col in raw.columns:
         rows = range(len(texts)) if masked_now is None else masked_now

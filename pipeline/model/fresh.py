@@ -12,6 +12,13 @@ differs between copies, a drift the test set predates). Two checks say how far t
   template-aware groups, has no such tickets by construction, so this is the like-for-like comparison
   and the difference between the two fresh figures is what near-repeats of training tickets add.
 - `out_of_time`: accuracy on the most recent month of the frozen test set against the earlier months.
+- `masking_ablation`: the fine-tuned candidates and the best prompt candidate are scored on the same fresh
+  rows masked (as above) and unmasked; per candidate the accuracy both ways, what masking costs (unmasked
+  minus masked) with its paired interval and McNemar's test, and the same per masked entity type on the
+  rows that had a mask of that type, so a masking rule that costs accuracy shows. The unmasked arm sends
+  the fresh file's raw text to the endpoint, so it runs only where `evaluation.masking_ablation` allows
+  (auto: the embedded local provider only). The landing tickets' raw text is never used: only the fresh
+  file, which the user hands to evaluation, and nothing of its raw arm is stored but counts.
 
 Intervals are percentile bootstraps (`pipeline.model.stats`) and cover sampling noise only.
 The fresh file's text is masked before any request and is never stored: the results hold counts,
@@ -64,20 +71,22 @@ def load_fresh_sample(path: str | Path, taxonomy) -> tuple[pd.DataFrame, dict]:
 
 
 def mask_fresh(rows: pd.DataFrame, masking_spec) -> pd.DataFrame:
-    """The same masking as the pipeline's masked_tickets step, applied to the fresh texts."""
+    """The same masking as the pipeline's masked_tickets step, applied to the fresh texts; `pii_types`
+    lists the entity types masked in each row (comma-separated, empty when none)."""
     from pipeline.pii.masker import Masker
 
     results = Masker(masking_spec).mask_texts(rows["text"].tolist())
-    return rows.assign(text=[r.text for r in results])
+    return rows.assign(text=[r.text for r in results], pii_types=[",".join(sorted(r.counts)) for r in results])
 
 
 def fresh_sample_check(client, fresh: pd.DataFrame, facts: dict, train: pd.DataFrame, config,
                        candidates: Sequence, frozen, provenance: dict | None = None, log=None,
-                       routes: dict | None = None) -> dict:
+                       routes: dict | None = None, unmasked: pd.DataFrame | None = None) -> dict:
     """Score every candidate on the (already masked) fresh rows and compare with the frozen result.
 
     `frozen` is the frozen test set's `EvaluationResult` (with predictions); `train` gives the same
-    few-shot examples as on the frozen test set."""
+    few-shot examples as on the frozen test set. With `unmasked` (the same rows before masking), the
+    masking ablation runs where `evaluation.masking_ablation` allows it (`masking_ablation` in the result)."""
     from pipeline.model.evaluation import run_evaluation
 
     ev = config.evaluation
@@ -85,7 +94,110 @@ def fresh_sample_check(client, fresh: pd.DataFrame, facts: dict, train: pd.DataF
     fresh_result = run_evaluation(client, fresh, train, cfg, candidates, "fresh-sample", log=log,
                                   provenance=provenance, extra_runs=False, routes=routes)
     twins = train_twins(fresh_result.predictions, fresh, train, config)
-    return compare(frozen, fresh_result, facts, ev.bootstrap, ev.seed, twins)
+    out = compare(frozen, fresh_result, facts, ev.bootstrap, ev.seed, twins)
+    if unmasked is not None:
+        out["masking_ablation"] = masking_ablation(client, fresh, unmasked, fresh_result, train, cfg, candidates,
+                                                   frozen, provenance, log, routes)
+    return out
+
+
+# -- masked vs unmasked ------------------------------------------------------------------------------
+def ablation_candidates(frozen, candidates: Sequence) -> list:
+    """The fine-tuned candidates and the best prompt candidate on the frozen test set (the cheap reference)."""
+    tuned = [c for c in candidates if c.approach == "fine_tuned"]
+    prompts = [n for n in frozen.ranking if frozen.metrics[n].get("approach") != "fine_tuned"]
+    best_prompt = [c for c in candidates if prompts and c.name == prompts[0]]
+    return tuned + best_prompt
+
+
+def ablation_allowed(setting: bool | None, candidates: Sequence, routes: dict | None) -> tuple[bool, str]:
+    """(run the unmasked arm?, why): it sends raw fresh text to the candidates' endpoints."""
+    embedded = bool(candidates) and all(
+        str(getattr((routes or {}).get(c.name), "endpoint", "")).startswith("embedded:") for c in candidates)
+    if setting is False:
+        return False, "evaluation.masking_ablation is off"
+    if setting is True:
+        return True, ("evaluation.masking_ablation is on: the fresh sample's raw text was sent to "
+                      + ("the embedded local provider" if embedded else "the configured endpoint(s)"))
+    if embedded:
+        return True, "the candidates run on the embedded local provider (evaluation.masking_ablation: auto)"
+    return False, ("not run: it would send the fresh sample's raw text to an external endpoint; set "
+                   "evaluation.masking_ablation: true to allow it")
+
+
+def _paired(masked_ok: np.ndarray, unmasked_ok: np.ndarray, n_boot: int, seed: int) -> dict:
+    d = stats.paired_bootstrap_diff(unmasked_ok, masked_ok, n_boot, seed)
+    mc = stats.mcnemar(unmasked_ok, masked_ok)
+    return {"n": int(masked_ok.size), "masked_accuracy": float(masked_ok.mean()),
+            "unmasked_accuracy": float(unmasked_ok.mean()), "masking_cost": d["diff"],
+            "masking_cost_ci": [d["low"], d["high"]], "mcnemar_p": mc["p_value"],
+            "right_only_unmasked": mc["a_only"], "right_only_masked": mc["b_only"],
+            "beyond_noise": bool(d["low"] > 0 or d["high"] < 0)}
+
+
+def ablation_figures(masked: pd.DataFrame, unmasked: pd.DataFrame, names: Sequence[str], types: pd.Series | None,
+                     n_boot: int = 1000, seed: int = 0) -> dict:
+    """From the predictions of the two arms (ticket_id, candidate, correct) and the masked types per ticket
+    id (comma-separated): per candidate masked and unmasked accuracy and the cost with its paired interval
+    and McNemar's test, on all rows and on the rows with a mask; per entity type the same on its rows."""
+    out: dict = {"candidates": {}, "by_type": {}}
+    for name in names:
+        pm = masked[masked["candidate"] == name]
+        pu = unmasked[unmasked["candidate"] == name]
+        both = pm[["ticket_id", "correct"]].merge(pu[["ticket_id", "correct"]], on="ticket_id",
+                                                  suffixes=("_masked", "_unmasked"), validate="one_to_one")
+        mk, um = both["correct_masked"].to_numpy(bool), both["correct_unmasked"].to_numpy(bool)
+        row = _paired(mk, um, n_boot, seed)
+        if types is not None:
+            tt = both["ticket_id"].map(types).fillna("").to_numpy(dtype=str)
+            any_mask = tt != ""
+            row["rows_with_masks"] = _paired(mk[any_mask], um[any_mask], n_boot, seed) if any_mask.any() else None
+            for t in sorted({x for v in tt for x in v.split(",") if x}):
+                sel = np.array([t in v.split(",") for v in tt])
+                entry = out["by_type"].setdefault(t, {"rows": int(sel.sum()), "candidates": {}})
+                entry["candidates"][name] = _paired(mk[sel], um[sel], n_boot, seed)
+        out["candidates"][name] = row
+    scored = set(masked["ticket_id"])
+    out["rows"] = len(scored)
+    if types is not None:
+        out["rows_with_masks"] = int(sum(1 for i, v in types.items() if i in scored and v))
+    return out
+
+
+def masking_ablation(client, fresh: pd.DataFrame, unmasked: pd.DataFrame, fresh_result, train: pd.DataFrame,
+                     config, candidates: Sequence, frozen, provenance: dict | None = None, log=None,
+                     routes: dict | None = None) -> dict:
+    """Masked vs unmasked accuracy on the same fresh rows, for the fine-tuned candidates and the best prompt
+    candidate; overall, on the rows with any mask, and per masked entity type. `config` is the fresh
+    sample's (its sample size); `fresh` carries `pii_types` (`mask_fresh`), `unmasked` the same rows' raw
+    text. Cost = unmasked minus masked accuracy: positive when masking costs accuracy."""
+    from pipeline.model.evaluation import run_evaluation
+    from pipeline.model.provenance import STAND_IN_NOTE
+
+    ev = config.evaluation
+    chosen = ablation_candidates(frozen, candidates)
+    on, why = ablation_allowed(ev.masking_ablation, chosen, routes)
+    out: dict = {"run": on, "reason": why, "candidates": {}, "by_type": {}}
+    if on and not fresh["ticket_id"].is_unique:  # the two arms are paired by ticket id
+        out.update(run=False, reason="not run: the fresh sample's ticket_id values are not unique")
+    if not out["run"] or not chosen:
+        return out
+    (log or (lambda m: None))(f"masking ablation: {len(chosen)} candidates on the fresh rows unmasked")
+    if len(unmasked) != len(fresh) or not (unmasked["ticket_id"].to_numpy() == fresh["ticket_id"].to_numpy()).all():
+        raise ValueError("masking ablation: the unmasked rows must be the masked rows before masking, in order")
+    raw = fresh.assign(text=unmasked["text"].to_numpy())  # same rows, same order: the same stratified sample
+    res = run_evaluation(client, raw, train, config, chosen, "fresh-sample-unmasked", log=log,
+                         provenance=provenance, extra_runs=False, routes=routes)
+    types = fresh.set_index("ticket_id")["pii_types"].fillna("") if "pii_types" in fresh.columns else None
+    out.update(ablation_figures(fresh_result.predictions, res.predictions, [c.name for c in chosen], types,
+                                ev.bootstrap, ev.seed))
+    stand_ins = [c.name for c in chosen if ((provenance or {}).get("models", {}).get(c.name) or {}).get("stand_in")]
+    out["stand_in_candidates"] = stand_ins
+    out["note"] = ("Cost = unmasked minus masked accuracy on the same fresh rows (positive: masking costs "
+                   "accuracy); intervals are paired bootstraps, p from McNemar's exact test."
+                   + (f" {len(stand_ins)} of these candidates are {STAND_IN_NOTE}; a chat model may lean on "
+                      "masked words differently." if stand_ins else ""))
+    return out
 
 
 def train_twins(predictions: pd.DataFrame, fresh: pd.DataFrame, train: pd.DataFrame, config) -> set[str]:
@@ -173,5 +285,5 @@ def estimate_checks(config, client, frozen, test: pd.DataFrame, train: pd.DataFr
         rows, facts = load_fresh_sample(path, config.taxonomy)
         (log or (lambda m: None))(f"fresh sample {facts['file']}: masking {facts['rows_used']} rows")
         out["fresh_sample"] = fresh_sample_check(client, mask_fresh(rows, config.masking), facts, train, config,
-                                                 candidates, frozen, provenance, log, routes=routes)
+                                                 candidates, frozen, provenance, log, routes=routes, unmasked=rows)
     return out

@@ -235,12 +235,27 @@ def step_holdout_evaluation(cfg: TunegateConfig, dataset_version: str, job_ref: 
             "endpoint": provenance["endpoint"],
             "stand_in_candidates": provenance["stand_in_candidates"], "endpoint_note": provenance["note"],
             "fresh_gap": {n: [c["gap"], c["gap_ci"]] for n, c in (fresh.get("candidates") or {}).items()},
+            "masking_ablation": _ablation_meta(fresh.get("masking_ablation")),
             "candidates": {n: {k: m.get(k) for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "format_validity",
                                                     "latency_p50_s", "latency_p95_s", "price_per_1000", "complete",
                                                     "failed_rows", "retries", "structured_mode", "few_shot_examples",
                                                     "endpoint")}
                            for n, m in result.metrics.items()}}
     return _record(cfg, "holdout_evaluation", version, str(folder), result.n_rows, parents, run_id, _json_safe(meta))
+
+
+def _ablation_meta(ab: dict | None) -> dict | None:
+    """The masking ablation's figures for the Dagster metadata: per candidate the masked and unmasked accuracy
+    and what masking costs, per entity type the rows and the cost (counts and figures only)."""
+    if not ab:
+        return None
+    keep = ("n", "masked_accuracy", "unmasked_accuracy", "masking_cost", "masking_cost_ci", "mcnemar_p")
+    return {"run": ab.get("run"), "reason": ab.get("reason"), "note": ab.get("note", ""),
+            "rows": ab.get("rows"), "rows_with_masks": ab.get("rows_with_masks"),
+            "candidates": {n: {k: c.get(k) for k in keep} for n, c in (ab.get("candidates") or {}).items()},
+            "by_type": {t: {"rows": e["rows"], "cost": {n: [c["masking_cost"], c["masking_cost_ci"], c["mcnemar_p"]]
+                                                        for n, c in e["candidates"].items()}}
+                        for t, e in (ab.get("by_type") or {}).items()}}
 
 
 def load_evaluation(path: str):

@@ -3,22 +3,20 @@
 - ``label_word_share``: the share of masked name spans (PERSON, LOCATION, NRP, ORGANIZATION) holding a word
   of the row's own label name or description: such a mask removes the signal the model is trained on
   (target <= 1%);
-- ``inconsistency``: near-identical tickets (equal once lower-cased, with digits as 0 and whitespace
-  collapsed) should be masked the same way; the share of such pairs whose masked texts differ (beyond the
-  placeholder numbers) is reported. Inconsistent masking turns copies into near-duplicates that can
-  straddle splits;
+- ``inconsistency``: near-identical tickets (``pipeline.pii.consistency``: the same template, or
+  near-duplicates by the dedup rules) should be masked the same way; the share of such pairs where a phrase
+  masked in one stands in clear in the other is reported, before and after harmonising. Inconsistent
+  masking turns copies into near-duplicates that can straddle splits;
 - ``false_mask_share``: the share of texts with no personal data that get a placeholder anyway.
 """
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from typing import Any, Sequence
 
 from pipeline.pii.vocabulary import content_words, words
 
 NAME_TYPES = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
-_PLACEHOLDER = re.compile(r"<([A-Z_]+?)_\d+(?:\|[0-9a-f]{8})?>")
 
 
 def _label_words(label: str, desc: str) -> set[str]:
@@ -43,26 +41,18 @@ def label_word_share(texts: Sequence[str], spans: Sequence[Sequence[tuple[str, i
     return {"name_spans": total, "with_label_word": hit, "share": round(hit / total, 4) if total else 0.0}
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"\d", "0", text.lower())).strip()
+def inconsistency(raw: Sequence[str], masked: Sequence[str], dedup_spec: Any = None) -> dict:
+    """``{"pairs", "inconsistent", "share", "unaligned", "after_harmonisation"}`` over near-identical ticket
+    pairs (``pipeline.pii.consistency``: same template, or verified near-duplicates by the dedup rules): a
+    pair is inconsistent when a phrase masked in one ticket stands in clear in the other.
+    ``after_harmonisation`` is the same figure once ``consistency.harmonise`` has run (what the
+    ``masked_tickets`` step stores)."""
+    from pipeline.pii.consistency import harmonise
 
-
-def inconsistency(raw: Sequence[str], masked: Sequence[str]) -> dict:
-    """``{"pairs", "inconsistent", "share"}`` over pairs of near-identical raw texts."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(raw):
-        if t and t.strip():
-            groups[_key(t)].append(i)
-    pairs = bad = 0
-    for idx in groups.values():
-        if len(idx) < 2:
-            continue
-        forms = [_key(_PLACEHOLDER.sub(r"<\1>", masked[i])) for i in idx]
-        for a in range(len(idx)):
-            for b in range(a + 1, len(idx)):
-                pairs += 1
-                bad += forms[a] != forms[b]
-    return {"pairs": pairs, "inconsistent": bad, "share": round(bad / pairs, 4) if pairs else 0.0}
+    h = harmonise(list(raw), list(masked), dedup_spec)
+    s = h.summary()
+    return {**h.before, "after_harmonisation": {"inconsistent": s["inconsistent_after"], "share": s["share_after"],
+                                                "masks_added": s["masks_added"]}}
 
 
 def false_mask_share(spans: Sequence[Sequence[tuple[str, int, int]]], clean: Sequence[bool]) -> dict:

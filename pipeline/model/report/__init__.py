@@ -186,6 +186,32 @@ def _fresh_table(fresh: dict | None) -> list[dict]:
             for n, c in fresh["candidates"].items()]
 
 
+def _cost(c: dict | None) -> str:
+    """What masking costs, unmasked minus masked accuracy, in points with its interval and McNemar's p."""
+    if not c:
+        return "n/a"
+    lo, hi = c["masking_cost_ci"]
+    return f"{100 * c['masking_cost']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}], p={c['mcnemar_p']:.2g}"
+
+
+def _masking_tables(fresh: dict | None) -> dict | None:
+    """The masking ablation (`pipeline.model.fresh.masking_ablation`) as display rows: per candidate, and
+    per masked entity type on the rows that had such a mask."""
+    ab = (fresh or {}).get("masking_ablation")
+    if not ab:
+        return None
+    rows = [{"candidate": n, "masked": formats.pct(c["masked_accuracy"]), "unmasked": formats.pct(c["unmasked_accuracy"]),
+             "cost": _cost(c), "masked_rows": _cost(c.get("rows_with_masks")),
+             "n_masked_rows": (c.get("rows_with_masks") or {}).get("n", 0)}
+            for n, c in ab.get("candidates", {}).items()]
+    by_type = [{"type": t, "rows": e["rows"], "candidate": n, "masked": formats.pct(c["masked_accuracy"]),
+                "unmasked": formats.pct(c["unmasked_accuracy"]), "cost": _cost(c)}
+               for t, e in sorted(ab.get("by_type", {}).items(), key=lambda kv: -kv[1]["rows"])
+               for n, c in e["candidates"].items()]
+    return {"run": ab.get("run"), "reason": ab.get("reason"), "note": ab.get("note", ""), "rows": rows,
+            "by_type": by_type, "n": ab.get("rows"), "rows_with_masks": ab.get("rows_with_masks")}
+
+
 def build_report(result: EvaluationResult, config, training_cost: float | dict[str, float] | None,
                  current_route: dict | None, out_dir: Path, *, run_id: str | None = None,
                  endpoint: str | dict | None = None, generated_at: str | None = None,
@@ -260,6 +286,7 @@ def build_report(result: EvaluationResult, config, training_cost: float | dict[s
         # the checks of the estimate and the report's limits (pipeline.model.fresh, pipeline.model.provenance)
         "endpoint": result.settings.get("provenance"), "fresh_sample": result.settings.get("fresh_sample"),
         "fresh_table": _fresh_table(result.settings.get("fresh_sample")),
+        "masking_ablation": _masking_tables(result.settings.get("fresh_sample")),
         "out_of_time": result.settings.get("out_of_time"), "few_shot": result.settings.get("few_shot"),
         "limits": _limits(result.settings),
     }
