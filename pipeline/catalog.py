@@ -95,10 +95,14 @@ FROM (SELECT dataset_version, any_value(raw_version) AS raw_version FROM ticket_
 WHERE d.version = r.dataset_version;
 UPDATE dataset_versions SET lineage_dropped = version NOT IN (SELECT DISTINCT dataset_version FROM ticket_lineage);
 INSERT INTO ticket_lineage_intervals
-WITH r AS (SELECT l.ticket_id, d.seq, l.source_file, l.cluster_id, l.representative_id, l.split
-           FROM ticket_lineage l JOIN dataset_versions d ON d.version = l.dataset_version),
-     g AS (SELECT *, seq - row_number() OVER (PARTITION BY ticket_id, source_file, cluster_id, representative_id, split
-                                              ORDER BY seq) AS island FROM r)
+WITH live AS (SELECT version, seq, row_number() OVER (ORDER BY seq) AS k FROM dataset_versions
+              WHERE NOT lineage_dropped),
+     r AS (SELECT l.ticket_id, d.seq, d.k, l.source_file, l.cluster_id, l.representative_id, l.split
+           FROM ticket_lineage l JOIN live d ON d.version = l.dataset_version),
+     -- consecutive among the versions that still have lineage: a dropped version inside an interval is
+     -- left out by the view
+     g AS (SELECT *, k - row_number() OVER (PARTITION BY ticket_id, source_file, cluster_id, representative_id, split
+                                            ORDER BY seq) AS island FROM r)
 SELECT ticket_id, min(seq), max(seq), source_file, cluster_id, representative_id, split
 FROM g GROUP BY ticket_id, source_file, cluster_id, representative_id, split, island;
 DROP TABLE ticket_lineage;
@@ -153,7 +157,8 @@ class Catalog:
         with self.connect() as con:
             con.execute(SCHEMA)
             kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'ticket_lineage'"
-                               ).fetchone()
+                               ).fetchall()
+            kind = kind[0] if kind else None
             if kind and kind[0] == "BASE TABLE":
                 con.execute(MIGRATE_LINEAGE)
             con.execute(LINEAGE_VIEW)
@@ -269,7 +274,7 @@ class Catalog:
             if con.execute("SELECT 1 FROM dataset_versions WHERE version = ?", [version]).fetchone():
                 con.execute("UPDATE dataset_versions SET last_published_at = ? WHERE version = ?", [now(), version])
                 return False
-            seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions").fetchone()[0]
+            seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions").fetchall()[0][0]
             raw = (ticket_lineage["raw_version"].dropna() if "raw_version" in ticket_lineage else pd.Series([]))
             con.execute("""INSERT INTO dataset_versions (version, path, config_hash, parent_version, n_train, n_val,
                                n_test, n_held_out, created_at, run_id, meta, last_published_at, seq, raw_version,
@@ -282,18 +287,20 @@ class Catalog:
                 con.execute("INSERT INTO split_assignments SELECT * FROM new_assign ON CONFLICT DO NOTHING")
                 con.unregister("new_assign")
             if len(ticket_lineage):
-                self._extend_lineage(con, ticket_lineage, seq)
+                prev = con.execute("""SELECT max(seq) FROM dataset_versions
+                                      WHERE seq < ? AND NOT coalesce(lineage_dropped, false)""", [seq]).fetchall()[0][0]
+                self._extend_lineage(con, ticket_lineage, seq, prev)
         return True
 
     @staticmethod
-    def _extend_lineage(con, ticket_lineage: pd.DataFrame, seq: int) -> None:
+    def _extend_lineage(con, ticket_lineage: pd.DataFrame, seq: int, prev: int | None) -> None:
         """Per-ticket lineage of the version numbered `seq`: a ticket whose row is unchanged since the
-        previous version extends its interval; any other gets a new interval [seq, seq]."""
+        previous version with lineage (`prev`) extends its interval; any other gets a new interval [seq, seq]."""
         rows = ticket_lineage[["ticket_id"] + LINEAGE_ATTRS].drop_duplicates("ticket_id")
         con.register("new_lineage", rows)
         same = " AND ".join(f"i.{c} IS NOT DISTINCT FROM n.{c}" for c in LINEAGE_ATTRS)
         con.execute(f"""UPDATE ticket_lineage_intervals i SET to_seq = ? FROM new_lineage n
-                        WHERE i.ticket_id = n.ticket_id AND i.to_seq = ? AND {same}""", [seq, seq - 1])
+                        WHERE i.ticket_id = n.ticket_id AND i.to_seq = ? AND {same}""", [seq, prev if prev is not None else -1])
         con.execute(f"""INSERT INTO ticket_lineage_intervals
                         SELECT n.ticket_id, ?, ?, {', '.join('n.' + c for c in LINEAGE_ATTRS)} FROM new_lineage n
                         ANTI JOIN (SELECT ticket_id FROM ticket_lineage_intervals WHERE to_seq = ?) i
@@ -305,10 +312,10 @@ class Catalog:
         the `ticket_lineage` view, intervals that end on it are trimmed to the versions still there, and
         intervals that covered nothing else are deleted."""
         with self.connect() as con:
-            row = con.execute("SELECT seq FROM dataset_versions WHERE version = ?", [version]).fetchone()
-            if not row or row[0] is None:
+            rows = con.execute("SELECT seq FROM dataset_versions WHERE version = ?", [version]).fetchall()
+            if not rows or rows[0][0] is None:
                 return
-            s = row[0]
+            s = rows[0][0]
             con.execute("UPDATE dataset_versions SET lineage_dropped = true WHERE version = ?", [version])
             live = [r[0] for r in con.execute("""SELECT seq FROM dataset_versions
                                                  WHERE seq IS NOT NULL AND NOT coalesce(lineage_dropped, false)""").fetchall()]
