@@ -79,34 +79,34 @@ def disk_full_message(where: Path | str, what: str) -> str:
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write one part: a Parquet file, or, for the artifacts in `CHUNKED`, a folder of chunks that
+    links the chunks the artifact's newest versions already hold (`path` is `<artifact>/<tmp>/<part>.parquet`)."""
     table = _arrow(df)
+    artifact_dir = path.parent.parent
+    if artifact_dir.name in CHUNKED:
+        _write_chunks(table, path, _known_chunks(artifact_dir))
+        return
     pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
 
 
 def write_version(root: Path, zone: str, artifact: str, tables: dict[str, pd.DataFrame],
-                  version: str | None = None, chunked: bool | None = None) -> tuple[str, Path]:
+                  version: str | None = None) -> tuple[str, Path]:
     """Write tables as one immutable version; return (version, folder).
 
-    `chunked` (default: the artifact is in `CHUNKED`) writes each part as content-defined chunks,
-    hard-linking the chunks the newest earlier versions of the artifact already hold."""
+    An artifact in `CHUNKED` writes each part as content-defined chunks, hard-linking the chunks the
+    newest earlier versions of the artifact already hold, and a `manifest.json` listing them."""
     version = version or content_hash(tables)
     folder = Path(root) / zone / artifact / version
     if folder.exists():
         return version, folder
-    chunked = artifact in CHUNKED if chunked is None else chunked
     tmp = folder.parent / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        if chunked:
-            known = _known_chunks(folder.parent)
-            manifest = {"version": version, "artifact": artifact, "parts": {}}
-            for name, df in tables.items():
-                manifest["parts"][name] = _write_chunks(df, tmp / f"{name}.parquet", known)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        else:
-            for name, df in tables.items():
-                _write_table(df, tmp / f"{name}.parquet")
+        for name, df in tables.items():
+            _write_table(df, tmp / f"{name}.parquet")
+        if artifact in CHUNKED:
+            _write_manifest(tmp, version, artifact, list(tables))
         _sync_dir(tmp)
         try:
             os.rename(tmp, folder)
@@ -158,9 +158,19 @@ def _known_chunks(artifact_dir: Path, newest: int = 4) -> dict[str, Path]:
     return known
 
 
-def _write_chunks(df: pd.DataFrame, part_dir: Path, known: dict[str, Path]) -> dict:
-    """One part as a folder of chunks; returns its manifest entry (rows, chunks, how many were linked)."""
-    table = _arrow(df)
+def _write_manifest(folder: Path, version: str, artifact: str, parts: list[str]) -> None:
+    """The version's list of files: per part, its chunks in row order with their row counts."""
+    manifest: dict = {"version": version, "artifact": artifact, "parts": {}}
+    for name in parts:
+        chunks = [{"file": f.name, "rows": pq.read_metadata(f).num_rows} for f in part_files(folder / f"{name}.parquet")]
+        manifest["parts"][name] = {"rows": sum(c["rows"] for c in chunks), "chunks": chunks,
+                                   "chunks_linked": sum(1 for f in part_files(folder / f"{name}.parquet")
+                                                        if f.stat().st_nlink > 1)}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _write_chunks(table: pa.Table, part_dir: Path, known: dict[str, Path]) -> None:
+    """One part as a folder of content-defined chunks, linking the chunks `known` already holds."""
     canon = table.to_pandas()  # the values as a reader gets them back, so the chunk hashes match a reread
     schema = str(table.schema).encode()
     part_dir.mkdir()
@@ -173,21 +183,16 @@ def _write_chunks(df: pd.DataFrame, part_dir: Path, known: dict[str, Path]) -> d
         target = part_dir / f"00000-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:24]}.parquet"
         os.rename(tmp, target)
         os.chmod(target, 0o444)
-        return {"rows": len(canon), "chunks": [{"file": target.name, "rows": len(canon)}], "chunks_linked": 0}
-    chunks, linked = [], 0
+        return
     for i, (a, b) in enumerate(bounds):
         digest = hashlib.sha256(schema + row_hash[a:b].tobytes() + f"{b - a}".encode()).hexdigest()[:24]
         target = part_dir / f"{i:05d}-{digest}.parquet"
         src = known.get(digest)
-        if src is not None and _link(src, target):
-            linked += 1
-        else:
+        if src is None or not _link(src, target):
             pq.write_table(table.slice(a, b - a), target, compression="zstd", use_dictionary=True,
                            write_statistics=True)
             os.chmod(target, 0o444)  # immutable: other versions may link the same file
             known[digest] = target
-        chunks.append({"file": target.name, "rows": b - a})
-    return {"rows": len(canon), "chunks": chunks, "chunks_linked": linked}
 
 
 def _link(src: Path, dst: Path) -> bool:

@@ -48,9 +48,13 @@ def test_a_refresh_writes_only_the_chunks_its_new_rows_fall_into(history, tmp_pa
 
 
 def test_versions_written_before_chunking_are_still_read(history, tmp_path):
-    v, folder = storage.write_version(tmp_path, storage.CLEAN_ZONE, "dataset_splits", {"train": history.head(500)},
-                                      chunked=False)
-    assert (folder / "train.parquet").is_file()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    v = "0123456789abcdef"  # the layout of earlier releases: one Parquet file per part
+    folder = tmp_path / storage.CLEAN_ZONE / "dataset_splits" / v
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(history.head(500), preserve_index=False), folder / "train.parquet")
     got = storage.read_version(tmp_path, storage.CLEAN_ZONE, "dataset_splits", v, "train")
     pd.testing.assert_frame_equal(got, history.head(500).reset_index(drop=True))
 

@@ -269,6 +269,9 @@ def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) ->
 def _find_clusters_locked(df: pd.DataFrame, spec: DedupSpec, store: "DedupIndexStore") -> tuple[pd.DataFrame, dict]:
     from pipeline.data.dedup import clusters_frame, ticket_keys
 
+    # under the lock, a temporary file is what a killed extension left: nothing names it
+    for stale in store.dir.glob(".tmp-*") if store.dir.exists() else []:
+        stale.unlink(missing_ok=True)
     # per-ticket keys: normalised only for tickets that are new or whose text changed (by a vectorised hash)
     ids = df["ticket_id"].astype(str).reset_index(drop=True)
     text_hash = pd.util.hash_pandas_object(df["text"].fillna("").astype(str), index=False).to_numpy()
