@@ -1,7 +1,8 @@
 """The DuckDB catalog: the one module that writes `warehouse/catalog.duckdb`.
 
 It holds what the team owns beyond any Dagster instance: artifact versions and the lineage graph
-(parent -> child edges), dataset versions, the stable split assignment, per-ticket lineage,
+(parent -> child edges), dataset versions, the stable split assignment, per-ticket lineage (stored as
+intervals of dataset versions, read through the `ticket_lineage` view),
 fine-tuning jobs, evaluations, the model routes with their history, and an audit log (pulls, job
 submissions, promotions).
 
@@ -49,10 +50,6 @@ CREATE TABLE IF NOT EXISTS dataset_versions (
 CREATE TABLE IF NOT EXISTS split_assignments (
     ticket_id TEXT PRIMARY KEY, split TEXT NOT NULL, group_key TEXT NOT NULL,
     first_version TEXT NOT NULL, reason TEXT);
-CREATE TABLE IF NOT EXISTS ticket_lineage (
-    ticket_id TEXT NOT NULL, dataset_version TEXT NOT NULL, raw_version TEXT,
-    source_file TEXT, cluster_id TEXT, representative_id TEXT, split TEXT,
-    PRIMARY KEY (ticket_id, dataset_version));
 CREATE TABLE IF NOT EXISTS finetune_jobs (
     job_id TEXT PRIMARY KEY, endpoint TEXT, base_model TEXT, dataset_version TEXT,
     config_hash TEXT, files_hash TEXT, training_file TEXT, validation_file TEXT, status TEXT,
@@ -66,6 +63,49 @@ CREATE TABLE IF NOT EXISTS model_routes (
     action TEXT NOT NULL, actor TEXT, reason TEXT, created_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS audit_log (
     created_at TIMESTAMPTZ, actor TEXT, action TEXT, subject TEXT, detail JSON);
+ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS raw_version TEXT;
+ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS lineage_dropped BOOLEAN DEFAULT false;
+CREATE TABLE IF NOT EXISTS ticket_lineage_intervals (
+    ticket_id TEXT NOT NULL, from_seq BIGINT NOT NULL, to_seq BIGINT NOT NULL,
+    source_file TEXT, cluster_id TEXT, representative_id TEXT, split TEXT);
+"""
+
+# Per-ticket lineage is stored as intervals of dataset versions (by their publication sequence number):
+# a ticket whose source file, cluster, representative and split stay the same across nightly versions
+# is one row, not one row per version. The `ticket_lineage` view gives the one-row-per-ticket-per-version
+# shape that queries use (`SELECT ... FROM ticket_lineage WHERE dataset_version = ?`).
+LINEAGE_VIEW = """
+CREATE OR REPLACE VIEW ticket_lineage AS
+SELECT i.ticket_id, d.version AS dataset_version, d.raw_version, i.source_file, i.cluster_id,
+       i.representative_id, i.split
+FROM ticket_lineage_intervals i JOIN dataset_versions d ON d.seq BETWEEN i.from_seq AND i.to_seq
+WHERE NOT coalesce(d.lineage_dropped, false);
+"""
+LINEAGE_ATTRS = ["source_file", "cluster_id", "representative_id", "split"]
+
+# A catalog written before the intervals held one `ticket_lineage` row per ticket per version: number
+# its dataset versions in publication order and fold consecutive identical rows into intervals.
+MIGRATE_LINEAGE = """
+UPDATE dataset_versions d SET seq = s.k
+FROM (SELECT version, row_number() OVER (ORDER BY created_at, version) AS k FROM dataset_versions) s
+WHERE d.version = s.version;
+UPDATE dataset_versions d SET raw_version = r.raw_version
+FROM (SELECT dataset_version, any_value(raw_version) AS raw_version FROM ticket_lineage GROUP BY 1) r
+WHERE d.version = r.dataset_version;
+UPDATE dataset_versions SET lineage_dropped = version NOT IN (SELECT DISTINCT dataset_version FROM ticket_lineage);
+INSERT INTO ticket_lineage_intervals
+WITH live AS (SELECT version, seq, row_number() OVER (ORDER BY seq) AS k FROM dataset_versions
+              WHERE NOT lineage_dropped),
+     r AS (SELECT l.ticket_id, d.seq, d.k, l.source_file, l.cluster_id, l.representative_id, l.split
+           FROM ticket_lineage l JOIN live d ON d.version = l.dataset_version),
+     -- consecutive among the versions that still have lineage: a dropped version inside an interval is
+     -- left out by the view
+     g AS (SELECT *, k - row_number() OVER (PARTITION BY ticket_id, source_file, cluster_id, representative_id, split
+                                            ORDER BY seq) AS island FROM r)
+SELECT ticket_id, min(seq), max(seq), source_file, cluster_id, representative_id, split
+FROM g GROUP BY ticket_id, source_file, cluster_id, representative_id, split, island;
+DROP TABLE ticket_lineage;
 """
 
 
@@ -116,6 +156,12 @@ class Catalog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             con.execute(SCHEMA)
+            kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'ticket_lineage'"
+                               ).fetchall()
+            kind = kind[0] if kind else None
+            if kind and kind[0] == "BASE TABLE":
+                con.execute(MIGRATE_LINEAGE)
+            con.execute(LINEAGE_VIEW)
         Catalog._ready.add(key)
 
     @contextmanager
@@ -228,21 +274,60 @@ class Catalog:
             if con.execute("SELECT 1 FROM dataset_versions WHERE version = ?", [version]).fetchone():
                 con.execute("UPDATE dataset_versions SET last_published_at = ? WHERE version = ?", [now(), version])
                 return False
-            con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions").fetchall()[0][0]
+            raw = (ticket_lineage["raw_version"].dropna() if "raw_version" in ticket_lineage else pd.Series([]))
+            con.execute("""INSERT INTO dataset_versions (version, path, config_hash, parent_version, n_train, n_val,
+                               n_test, n_held_out, created_at, run_id, meta, last_published_at, seq, raw_version,
+                               lineage_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false)""",
                         [version, path, config_hash, parent_version, counts.get("train", 0), counts.get("val", 0),
                          counts.get("test", 0), counts.get("held_out", 0), now(), run_id,
-                         json.dumps(meta or {}, default=str), now()])
+                         json.dumps(meta or {}, default=str), now(), seq, raw.iloc[0] if len(raw) else None])
             if len(assignments):
                 con.register("new_assign", assignments[["ticket_id", "split", "group_key", "first_version", "reason"]])
                 con.execute("INSERT INTO split_assignments SELECT * FROM new_assign ON CONFLICT DO NOTHING")
                 con.unregister("new_assign")
             if len(ticket_lineage):
-                cols = ["ticket_id", "dataset_version", "raw_version", "source_file", "cluster_id",
-                        "representative_id", "split"]
-                con.register("new_lineage", ticket_lineage[cols])
-                con.execute("INSERT INTO ticket_lineage SELECT * FROM new_lineage ON CONFLICT DO NOTHING")
-                con.unregister("new_lineage")
+                prev = con.execute("""SELECT max(seq) FROM dataset_versions
+                                      WHERE seq < ? AND NOT coalesce(lineage_dropped, false)""", [seq]).fetchall()[0][0]
+                self._extend_lineage(con, ticket_lineage, seq, prev)
         return True
+
+    @staticmethod
+    def _extend_lineage(con, ticket_lineage: pd.DataFrame, seq: int, prev: int | None) -> None:
+        """Per-ticket lineage of the version numbered `seq`: a ticket whose row is unchanged since the
+        previous version with lineage (`prev`) extends its interval; any other gets a new interval [seq, seq]."""
+        rows = ticket_lineage[["ticket_id"] + LINEAGE_ATTRS].drop_duplicates("ticket_id")
+        con.register("new_lineage", rows)
+        same = " AND ".join(f"i.{c} IS NOT DISTINCT FROM n.{c}" for c in LINEAGE_ATTRS)
+        con.execute(f"""UPDATE ticket_lineage_intervals i SET to_seq = ? FROM new_lineage n
+                        WHERE i.ticket_id = n.ticket_id AND i.to_seq = ? AND {same}""", [seq, prev if prev is not None else -1])
+        con.execute(f"""INSERT INTO ticket_lineage_intervals
+                        SELECT n.ticket_id, ?, ?, {', '.join('n.' + c for c in LINEAGE_ATTRS)} FROM new_lineage n
+                        ANTI JOIN (SELECT ticket_id FROM ticket_lineage_intervals WHERE to_seq = ?) i
+                        ON i.ticket_id = n.ticket_id""", [seq, seq, seq])
+        con.unregister("new_lineage")
+
+    def drop_ticket_lineage(self, version: str) -> None:
+        """Forget the per-ticket lineage of one dataset version (gc removed its files): the version leaves
+        the `ticket_lineage` view, intervals that end on it are trimmed to the versions still there, and
+        intervals that covered nothing else are deleted."""
+        with self.connect() as con:
+            rows = con.execute("SELECT seq FROM dataset_versions WHERE version = ?", [version]).fetchall()
+            if not rows or rows[0][0] is None:
+                return
+            s = rows[0][0]
+            con.execute("UPDATE dataset_versions SET lineage_dropped = true WHERE version = ?", [version])
+            live = [r[0] for r in con.execute("""SELECT seq FROM dataset_versions
+                                                 WHERE seq IS NOT NULL AND NOT coalesce(lineage_dropped, false)""").fetchall()]
+            con.register("live", pd.DataFrame({"seq": pd.Series(live, dtype="int64")}))
+            con.execute("""DELETE FROM ticket_lineage_intervals i WHERE from_seq <= ? AND to_seq >= ?
+                           AND NOT EXISTS (SELECT 1 FROM live WHERE live.seq BETWEEN i.from_seq AND i.to_seq)""", [s, s])
+            con.unregister("live")
+            after, before = [x for x in live if x > s], [x for x in live if x < s]
+            if after:
+                con.execute("UPDATE ticket_lineage_intervals SET from_seq = ? WHERE from_seq = ?", [min(after), s])
+            if before:
+                con.execute("UPDATE ticket_lineage_intervals SET to_seq = ? WHERE to_seq = ?", [max(before), s])
 
     def dataset_version(self, version: str = "latest") -> dict:
         if version == "latest":

@@ -14,9 +14,13 @@ may go when nothing still needs it. Kept, with everything upstream of it along `
 
 Removal is refused, version by version, when lineage still points to it: a child version that is
 kept (or was not recorded for removal) descends from it. Removing a published dataset version also
-removes its per-ticket lineage rows (the dataset they describe is gone); its `dataset_versions` row
-and the lineage graph stay, and each removal is written to the audit log. Stale persisted dedup
+removes it from the per-ticket lineage intervals (the dataset they describe is gone); its
+`dataset_versions` row and the lineage graph stay, and each removal is written to the audit log. Stale persisted dedup
 indexes (built for other dedup settings) are caches and go too.
+
+Versions of the data half share their unchanged chunks through hard links (`pipeline/storage.py`), so
+the bytes a removal frees are those of the chunks no surviving version links; that is what the plan
+counts.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ class GcPlan:
 
     @property
     def bytes_freed(self) -> int:
-        return int(self.remove["bytes"].sum()) + sum(_size(p) for p in self.stale_indexes)
+        """What removing the versions frees: a chunk other versions still link is not counted."""
+        return _freed(self.remove["path"]) + sum(_size(p) for p in self.stale_indexes)
 
     def summary(self) -> str:
         lines = [f"keep {len(self.keep)} versions; remove {len(self.remove)} versions "
@@ -67,6 +72,24 @@ def _size(p: Path) -> int:
     if p.is_file():
         return p.stat().st_size
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+
+
+def _inodes(paths) -> dict[tuple[int, int], list]:
+    """(device, inode) -> [size, link count, links found under `paths`] for every file under them."""
+    out: dict[tuple[int, int], list] = {}
+    for p in paths:
+        p = Path(p)
+        for f in ([p] if p.is_file() else p.rglob("*")) if p.exists() else []:
+            if f.is_file():
+                st = f.stat()
+                row = out.setdefault((st.st_dev, st.st_ino), [st.st_size, st.st_nlink, 0])
+                row[2] += 1
+    return out
+
+
+def _freed(paths) -> int:
+    """Bytes freed by removing these folders: files whose every hard link is inside them."""
+    return sum(size for size, nlink, found in _inodes(paths).values() if found >= nlink)
 
 
 def _roots(cat: Catalog, keep_last: int) -> pd.DataFrame:
@@ -145,7 +168,8 @@ def plan_gc(cfg: TunegateConfig, keep_last: int = 1) -> GcPlan:
                 frontier.append((pa, pv))
     ref = pd.DataFrame([(a, v, r) for (a, v), r in sorted(refused.items())], columns=["artifact", "version", "reason"])
     cand = cand[_mask((a, v) not in refused for a, v in zip(cand.artifact, cand.version))]
-    cand = cand.assign(bytes=[_size(p) for p in cand["path"]]).sort_values(["artifact", "version"])
+    # bytes a version holds alone (its chunks no other version links): what removing it alone frees
+    cand = cand.assign(bytes=[_freed([p]) for p in cand["path"]]).sort_values(["artifact", "version"])
     ref = ref.merge(versions, on=["artifact", "version"], how="left")
     from pipeline.data.dedup_index import INDEX_ZONE, spec_key
 
@@ -159,8 +183,8 @@ def plan_gc(cfg: TunegateConfig, keep_last: int = 1) -> GcPlan:
 def run_gc(cfg: TunegateConfig, plan: GcPlan) -> int:
     """Delete what the plan lists (children before parents); returns bytes freed."""
     cat = Catalog(cfg.catalog_path)
-    freed = 0
     root = cfg.warehouse_path.resolve()
+    freed = _freed([p for p in plan.remove["path"] if root in Path(p).resolve().parents])
     order = {a: -i for i, a in enumerate(DATA_ARTIFACTS)}  # children first
     rows = plan.remove.assign(o=plan.remove["artifact"].map(order)).sort_values(["o", "version"])
     for r in rows.itertuples():
@@ -168,10 +192,8 @@ def run_gc(cfg: TunegateConfig, plan: GcPlan) -> int:
         if root not in path.parents:  # only ever delete inside this warehouse
             continue
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-        freed += int(r.bytes)
         if r.artifact == "dataset_splits":
-            with cat.connect() as con:
-                con.execute("DELETE FROM ticket_lineage WHERE dataset_version = ?", [r.version])
+            cat.drop_ticket_lineage(r.version)
         cat.audit("gc", f"{r.artifact}@{r.version}", {"bytes": int(r.bytes)})
     for p in plan.stale_indexes:
         freed += _size(p)

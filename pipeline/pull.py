@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.catalog import Catalog, actor
 from pipeline.config import TunegateConfig
-from pipeline.storage import DiskFullError, disk_full_message
+from pipeline.storage import DiskFullError, disk_full_message, read_part
 
 PULL_COLUMNS = ["ticket_id", "text", "label", "created_at", "channel", "group_key", "cluster_id",
                 "label_status", "label_issue", "suggested_label"]
@@ -30,7 +30,7 @@ def pull_split(cfg: TunegateConfig, version: str = "latest", split: str = "train
     path = Path(row["path"]) / f"{split}.parquet"
     if not path.exists():
         raise FileNotFoundError(f"dataset version {row['version']} is in the catalog but {path} is missing")
-    df = pd.read_parquet(path)
+    df = read_part(path)  # one file, or a folder of chunks (pipeline/storage.py)
     df = df[[c for c in PULL_COLUMNS if c in df.columns]]
     # the independent leak guard on the export: a row still holding structured PII is left out (by id)
     from pipeline.pii.leak_guard import scan_residual

@@ -8,8 +8,15 @@ change of threshold, n-gram or seed starts a new index):
     typo-00000.parquet    key, node_id: one-edit keys of the short templates
     tickets-00000.parquet ticket_id, text_hash, template, exact_group, template_key: per-ticket keys, so a
                           refresh normalises only new or changed texts
-    clusters.parquet      node_id, root, cluster_id: the capped union-find after the last extension
-    manifest.json         parts, node count, settings; written last, so a half-written part is ignored
+    clusters-00000.parquet node_id, root, cluster_id: the capped union-find after extension 00000
+    manifest.json         parts, node count, the current clusters file, settings
+
+Crash consistency: every file is written to a temporary name, fsynced and renamed; the manifest is
+renamed into place last, and it names the clusters file of its own extension, so a run killed at
+any point leaves the index as the last manifest describes it (parts and a clusters file written
+after it are ignored, and overwritten by the next extension). Extensions of one index are serialised
+by an exclusive file lock (`<spec key>.lock` next to the index folder), which the kernel drops when
+the holder dies.
 
 A template is a masked, normalised text (`dedup.normalize_template`): the index never holds raw
 text. `extend` hashes and queries only new templates: their band keys are matched against the
@@ -21,9 +28,11 @@ choose between merges.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -44,14 +53,28 @@ def spec_key(spec: DedupSpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temporary sibling and rename; a full disk leaves nothing behind and says so in one line."""
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(table: pa.Table | str, path: Path) -> None:
+    """Write (a table as Parquet, or text) to a temporary sibling, fsync and rename; a full disk leaves
+    nothing behind and says so in one line."""
     from pipeline.storage import _FULL, DiskFullError, disk_full_message
 
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        if isinstance(table, str):
+            tmp.write_text(table)
+        else:
+            pq.write_table(table, tmp, compression="zstd")
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in _FULL or "No space left on device" in str(exc) or "errno 28" in str(exc):
@@ -66,6 +89,17 @@ class DedupIndexStore:
         self.spec = spec
         self.dir = Path(warehouse) / INDEX_ZONE / "dedup" / spec_key(spec)
         self.index = NearDupIndex(spec)  # carries bands/rows and the verification rules
+
+    @contextmanager
+    def locked(self):
+        """Hold the index's exclusive lock (blocking): one extension at a time, across processes."""
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.dir.parent / f"{self.dir.name}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- reading ---------------------------------------------------------------------------
     def manifest(self) -> dict:
@@ -84,8 +118,10 @@ class DedupIndexStore:
         return pd.Index([] if t is None else t.column("template").to_pylist(), dtype=object)
 
     def clusters(self) -> pd.DataFrame:
-        p = self.dir / "clusters.parquet"
-        if not p.exists():
+        man = self.manifest()
+        # an index written before the clusters file was named by the manifest has one `clusters.parquet`
+        p = self.dir / man.get("clusters", "clusters.parquet")
+        if not man["parts"] or not p.exists():
             return pd.DataFrame({"node_id": np.zeros(0, np.int64), "root": np.zeros(0, np.int64), "cluster_id": []})
         return pq.read_table(p).to_pandas()
 
@@ -112,6 +148,9 @@ class DedupIndexStore:
         n = len(list(self.dir.glob("tickets-*.parquet")))
         _write_atomic(pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False),
                       self.dir / f"tickets-{n:05d}.parquet")
+
+    def _commit(self, man: dict) -> None:
+        _commit_manifest(self, man)
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.dir.glob("*") if f.is_file()) if self.dir.exists() else 0
@@ -193,24 +232,23 @@ class DedupIndexStore:
         })
         _write_atomic(nodes, self.dir / f"nodes-{part:05d}.parquet")
         _write_atomic(pa.table({"key": tk, "node_id": tr + n_old}), self.dir / f"typo-{part:05d}.parquet")
+        clusters = f"clusters-{part:05d}.parquet"
         _write_atomic(pa.table({"node_id": np.arange(n, dtype=np.int64), "root": root,
-                                "cluster_id": pa.array(cid.tolist(), pa.string())}),
-                      self.dir / "clusters.parquet")
-        man = {"parts": self.manifest()["parts"] + [part], "n_nodes": n,
+                                "cluster_id": pa.array(cid.tolist(), pa.string())}), self.dir / clusters)
+        previous = self.manifest()
+        man = {"parts": previous["parts"] + [part], "n_nodes": n, "clusters": clusters,
                "spec": self.spec.model_dump(mode="json"), "bands": idx.bands, "rows": idx.rows}
-        tmp = self.dir / ".tmp-manifest.json"
-        try:
-            tmp.write_text(json.dumps(man, indent=1, sort_keys=True))
-            os.replace(tmp, self.dir / "manifest.json")
-        except OSError as exc:
-            from pipeline.storage import _FULL, DiskFullError, disk_full_message
-
-            tmp.unlink(missing_ok=True)
-            if exc.errno in _FULL:
-                raise DiskFullError(disk_full_message(self.dir, "the dedup index")) from exc
-            raise
+        self._commit(man)
+        old = self.dir / previous.get("clusters", "clusters.parquet")
+        if old.name != clusters:  # the previous extension's cluster table is no longer named by anything
+            old.unlink(missing_ok=True)
         stats.update(pairs_new=len(pairs), capped_merges=int(uf.refused))
         return stats
+
+
+def _commit_manifest(store: "DedupIndexStore", man: dict) -> None:
+    """The commit point of an extension: the manifest, renamed into place last."""
+    _write_atomic(json.dumps(man, indent=1, sort_keys=True), store.dir / "manifest.json")
 
 
 def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) -> tuple[pd.DataFrame, dict]:
@@ -224,6 +262,16 @@ def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) ->
     if not df["ticket_id"].is_unique:
         raise ValueError("ticket_id must be unique")
     store = DedupIndexStore(warehouse, spec)
+    with store.locked():
+        return _find_clusters_locked(df, spec, store)
+
+
+def _find_clusters_locked(df: pd.DataFrame, spec: DedupSpec, store: "DedupIndexStore") -> tuple[pd.DataFrame, dict]:
+    from pipeline.data.dedup import clusters_frame, ticket_keys
+
+    # under the lock, a temporary file is what a killed extension left: nothing names it
+    for stale in store.dir.glob(".tmp-*") if store.dir.exists() else []:
+        stale.unlink(missing_ok=True)
     # per-ticket keys: normalised only for tickets that are new or whose text changed (by a vectorised hash)
     ids = df["ticket_id"].astype(str).reset_index(drop=True)
     text_hash = pd.util.hash_pandas_object(df["text"].fillna("").astype(str), index=False).to_numpy()
@@ -247,6 +295,9 @@ def find_clusters_indexed(df: pd.DataFrame, spec: DedupSpec, warehouse: Path) ->
     if len(known) and (current.get_indexer(known) < 0).any():
         import shutil
 
+        # the manifest goes first: a run killed during the removal leaves an empty index, not a torn one
+        (store.dir / "manifest.json").unlink()
+        _fsync(store.dir)
         shutil.rmtree(store.dir)
         rebuilt = True
     ext = store.extend(templ)

@@ -10,8 +10,11 @@
    out (split `held_out`, reason `near_frozen_test`) so the test set of a published version never
    changes and nothing like it enters train. A new ticket that bridges groups in different splits is
    held out too (`bridges_splits`).
-4. Assign new groups, stratified by label: in a seeded hash order, each group goes to the split
-   whose share of that label is furthest below its target ratio.
+4. Assign new groups by a salted hash of the group key (`bucket_split`): a pure function of the
+   group, so a refresh assigns a new group exactly as a full rebuild of the same tickets would, and
+   no assignment depends on the order or the batch in which tickets arrived. Stratification is by
+   expectation: each label gets the configured ratios up to binomial noise, reported in the stats
+   (`max_ratio_deviation`, `labels_missing_in_test`).
 
 The blocking check `cross_split_pairs` verifies the result: zero near-duplicate pairs between test
 and train or val.
@@ -50,7 +53,12 @@ def _hash(seed: int, key: str) -> str:
 
 
 def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.Series:
-    """Group key per ticket: connected components of near-duplicate template texts."""
+    """Group key per ticket: connected components of near-duplicate template texts.
+
+    The key is content-derived from the group's anchor: its earliest member (by `created_at` when the
+    table has it, then by template text). New tickets arrive after the history, so a group that gains
+    members in a refresh keeps the anchor, and the key, that it had before; a full rebuild of the same
+    tickets finds the same anchor."""
     n = len(df)
     if n == 0:
         return pd.Series([], dtype=object)
@@ -63,11 +71,27 @@ def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.
         _, comp = connected_components(graph, directed=False)
     else:
         comp = np.arange(n)
-    templates = df["text"].map(normalize_template).to_numpy()
-    # content-derived key: the hash of the smallest template text in the component
-    first = pd.DataFrame({"comp": comp, "t": templates}).groupby("comp")["t"].min()
-    keys = first.map(lambda t: "g_" + hashlib.sha1(t.encode()).hexdigest()[:12])
+    order = pd.DataFrame({"comp": comp, "t": df["text"].map(normalize_template).to_numpy(),
+                          "id": df["ticket_id"].astype(str).to_numpy()})
+    by = ["comp", "t", "id"]
+    if "created_at" in df.columns:
+        order["at"] = pd.to_datetime(df["created_at"], utc=True).to_numpy()
+        by = ["comp", "at", "t", "id"]
+    anchor = order.sort_values(by, kind="mergesort").groupby("comp")["t"].first()
+    keys = anchor.map(lambda t: "g_" + hashlib.sha1(t.encode()).hexdigest()[:12])
     return pd.Series(keys.loc[comp].to_numpy(), index=df.index)
+
+
+def bucket_split(spec: SplitSpec, group_key: str) -> str:
+    """The split of a new group: its salted hash as a number in [0, 1) against the cumulative ratios.
+
+    It depends on nothing but the group's key and the config, never on what else is in the batch, so
+    every label gets the configured ratios in expectation (not exactly: a label with g groups varies by
+    about sqrt(g * p * (1 - p)) groups per split)."""
+    u = int(_hash(spec.seed, group_key)[:15], 16) / 16 ** 15
+    if u < spec.train:
+        return "train"
+    return "val" if u < spec.train + spec.val else "test"
 
 
 def pin_published(labelled: pd.DataFrame, published_ids) -> pd.DataFrame:
@@ -121,31 +145,13 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         else:
             df.loc[new, ["split", "reason"]] = [known.pop(), "inherited"]
 
-    # new groups, stratified by the group's majority label
-    ratios = {"train": spec.train, "val": spec.val, "test": spec.test}
+    # new groups: a pure function of the group's anchor, so a refresh gives what a full rebuild gives
     unassigned = df[df["split"].isna()]
     if len(unassigned):
-        glabel = (unassigned.groupby("group_key")["label"]
-                  .agg(lambda s: s.value_counts().sort_index().idxmax()))
-        gsize = unassigned.groupby("group_key").size()
-        counts = {lab: {s: 0 for s in SPLITS} for lab in glabel.unique()}
-        for lab, split in df.loc[df["split"].isin(SPLITS), ["label", "split"]].itertuples(index=False):
-            if lab in counts:
-                counts[lab][split] += 1
-        order = sorted(glabel.index, key=lambda k: _hash(spec.seed, k))
-        choice = {}
-        for key in order:
-            lab, size = glabel[key], int(gsize[key])
-            c = counts[lab]
-            total = sum(c.values()) + size
-            # deficit after placing the group; ties broken by the fixed split order
-            best = max(SPLITS, key=lambda s: (ratios[s] * total - c[s], -SPLITS.index(s)))
-            c[best] += size
-            choice[key] = best
-        idx = unassigned.index
-        df.loc[idx, "split"] = unassigned["group_key"].map(choice)
-        df.loc[idx, "reason"] = "new_group"
+        df.loc[unassigned.index, "split"] = unassigned["group_key"].map(lambda k: bucket_split(spec, k))
+        df.loc[unassigned.index, "reason"] = "new_group"
 
+    ratios = {"train": spec.train, "val": spec.val, "test": spec.test}
     new_assign = df[is_new][["ticket_id", "split", "group_key", "reason"]].copy()
     tables = {}
     cols = [c for c in df.columns if c not in ("split", "reason")]
