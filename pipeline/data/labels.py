@@ -495,9 +495,12 @@ def check_labels(df: pd.DataFrame, clusters: pd.DataFrame | None, taxonomy: Taxo
     normed, variants = normalize_labels(df, taxonomy)
     state = LabelState.load(state_dir, [v for _, v in _vectorizer().transformer_list]) \
         if state_dir is not None and spec.incremental else None
-    unk = normed[(normed["label_status"] == "unknown") & normed["label_raw"].notna()]
-    renames_key = hashlib.sha256("\n".join(sorted(unk["ticket_id"].astype(str) + "\x1f" + unk["label_raw"].astype(str)
-                                                  + "\x1f" + unk["text"].astype(str))).encode()).hexdigest()[:16]
+    # a rename depends on the unknown label's texts and on when every label was used: stored renames are
+    # reused only for the same rows (a re-run), otherwise found again with the stored model
+    unknown = (normed["label_status"] == "unknown").to_numpy()
+    rows = (normed["ticket_id"].astype(str) + "\x1f" + normed["label_raw"].astype(str) + "\x1f"
+            + normed["created_at"].astype(str) + "\x1f" + normed["text"].astype(str).where(unknown, ""))
+    renames_key = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()[:16]
     if state is not None and state.renames_key == renames_key:
         cols = ["old", "new", "label", "switch_date", "n_rows", "evidence_share", "overlap_share", "direction",
                 "raw_spellings"]
