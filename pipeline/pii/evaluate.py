@@ -27,7 +27,9 @@ uses for its overlap threshold): spans are compared through the word tokens they
 Per-entity recall is per data entity name; per-entity precision is that of the type it maps to.
 
 Tune / held-out: templates are split deterministically by a hash of the template id (70% tune, 30%
-held-out). Patterns and heuristics were developed on the tune templates only.
+held-out). Patterns and heuristics were developed on the tune templates only. HWU64 has no templates: its
+utterances are split in two halves by a hash of the lower-cased utterance (``split`` on each record), rules
+were developed on the tune half, and both halves are reported beside the whole file.
 """
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ PRESIDIO_TO_OURS = {"PERSON": "PERSON", "LOCATION": "LOCATION", "ORGANIZATION": 
                     "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "URL": "URL"}
 STRUCTURED_DATA_TYPES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"]
 TUNE_SHARE = 0.70
+TEXT_TUNE_SHARE = 0.50  # HWU64: half the utterances to develop on, half held out
 SPAN_COVERAGE = 0.75
 TARGETS = {"recall": 0.90, "precision": 0.80, "structured_recall": 0.99}
 _TOKEN = re.compile(r"\w+")
@@ -85,6 +88,13 @@ def default_data_path() -> Path:
 def is_tune_template(template_id: int) -> bool:
     h = hashlib.sha256(f"tunegate-pii-split:{template_id}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < TUNE_SHARE
+
+
+def is_tune_text(text: str) -> bool:
+    """The tune half of a file without templates, by a hash of the lower-cased text (a copy of an
+    utterance lands in the same half)."""
+    h = hashlib.sha256(f"tunegate-pii-text-split:{text.strip().lower()}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < TEXT_TUNE_SHARE
 
 
 def validate_records(records) -> None:
@@ -108,13 +118,14 @@ def validate_records(records) -> None:
 def from_hwu64(recs: list[dict]) -> list[dict]:
     """HWU64 annotated utterances as records: the person, place and e-mail spans under the names above;
     the other 40 slot types (date, business_name, ...) are left out (not personal data); ``label`` is the
-    intent, whose words are the row's label words."""
+    intent, whose words are the row's label words; ``split`` is the half (``is_tune_text``)."""
     out = []
     for r in recs:
         spans = [{"entity_type": HWU64_TO_DATA[e["entity"]], "entity_value": e.get("value", ""),
                   "start_position": int(e["start"]), "end_position": int(e["end"])}
                  for e in r.get("entities", []) if e.get("entity") in HWU64_TO_DATA]
-        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", "")})
+        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", ""),
+                    "split": "tune" if is_tune_text(r["text"]) else "held_out"})
     return out
 
 
@@ -325,7 +336,8 @@ def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int]
 def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: list[dict] | None = None) -> dict:
     """All templates at the top, tune and held-out templates under ``splits``; one analysis pass.
 
-    Records without a ``template_id`` (a user's own file) get the all-records figures only.
+    Records with a ``split`` instead (HWU64's utterance halves) are grouped by it, each half with its own
+    ``masking_quality``; records with neither (a user's own file) get the all-records figures only.
     """
     if records is None:
         records = load_records(data_path)
@@ -345,6 +357,12 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
             sel = [i for i, r in enumerate(records) if r["template_id"] in ids]
             out["splits"][name] = score_both([records[i] for i in sel], [preds[i] for i in sel], mapping)
             out["splits"][name]["templates"] = len(ids)
+    elif records and all("split" in r for r in records):
+        for name in ("tune", "held_out"):
+            sel = [i for i, r in enumerate(records) if r["split"] == name]
+            recs, ps = [records[i] for i in sel], [preds[i] for i in sel]
+            out["splits"][name] = score_both(recs, ps, mapping)
+            out["splits"][name]["masking_quality"] = masking_quality(recs, ps, masker)
     return out
 
 
@@ -389,6 +407,10 @@ def _table(title: str, res: dict):
     return tab
 
 
+def _quality(q: dict) -> str:
+    return "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items())
+
+
 def pii_eval_command(data: str | None, as_json: bool) -> int:
     """Print the evaluation tables (rich) or one JSON object.
 
@@ -415,11 +437,13 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         if not con.is_terminal:  # piped or redirected: wide enough that no column is cut
             con = Console(width=120)
         con.print(_table("PII detection, all records", res))
-        for key, title in (("tune", "tune templates"), ("held_out", "held-out templates")):
+        unit = "templates" if "templates" in res else "half"
+        for key, title in (("tune", f"tune {unit}"), ("held_out", f"held-out {unit}")):
             if key in res["splits"]:
                 con.print(_table(f"PII detection, {title}", res["splits"][key]))
-        q = res.get("masking_quality", {})
-        con.print("masking quality: " + "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items()))
+                if "masking_quality" in res["splits"][key]:
+                    con.print(f"masking quality, {title}: " + _quality(res["splits"][key]["masking_quality"]))
+        con.print("masking quality: " + _quality(res.get("masking_quality", {})))
         con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
                   f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
