@@ -169,9 +169,10 @@ class Masker:
 
         self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
         self.recognizers = build_recognizers()
-        from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+        from pipeline.pii.recognizers.names.lexicon import given_names, lower_text_names, surnames
 
         self._name_words = given_names() | surnames()
+        self._lower_name_words = lower_text_names()[1]
         self._stop = _stop_words()
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
@@ -339,7 +340,7 @@ class Masker:
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
                                      or (words and all(w in self._not_name for w in words))
-                                     or not any(w in self._name_words for w in words)):
+                                     or not any(w in self._lower_name_words for w in words)):
                 continue  # a "name" from a Capitalised copy must hold a known given name or surname
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 

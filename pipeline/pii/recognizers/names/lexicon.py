@@ -2,6 +2,11 @@
 
 Used where case gives no hint: a lower-case word that is a known given name is a name candidate, and a
 "name" the NER model finds in the Capitalised copy of a lower-case text must hold one known name word.
+
+In lower-case English text a name of another locale that is also an English word ("tone", "said",
+"love", "glass", "cook") is read as the word: ``lower_text_names`` leaves out the lower-case entries of
+Webster's Second dictionary (the ``english-words`` package, MIT; proper nouns are capitalised there), except
+the given names of English-speaking locales ("john", "taylor").
 """
 from __future__ import annotations
 
@@ -14,13 +19,16 @@ _LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "de_DE", "fr_FR", "es_E
             "ru_RU", "uk_UA"]
 
 
+_ENGLISH_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NZ"]
+
+
 def _provider(locale: str):
     return importlib.import_module(f"faker.providers.person.{locale}").Provider
 
 
-def _names(attr_names: tuple[str, ...]) -> frozenset[str]:
+def _names(attr_names: tuple[str, ...], locales=tuple(_LOCALES)) -> frozenset[str]:
     out: set[str] = set()
-    for loc in _LOCALES:
+    for loc in locales:
         try:
             p = _provider(loc)
         except ImportError:
@@ -41,3 +49,20 @@ def given_names() -> frozenset[str]:
 @functools.lru_cache(maxsize=1)
 def surnames() -> frozenset[str]:
     return _names(("last_names",))
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Lower-case words of English (the lower-case entries of Webster's Second, letters only)."""
+    from english_words import get_english_words_set
+
+    return frozenset(w for w in get_english_words_set(["web2"], lower=False, alpha=True) if w.islower())
+
+
+@functools.lru_cache(maxsize=1)
+def lower_text_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(given names, given names and surnames) that read as a name in lower-case English text: the
+    lexicon less English words, except the given names of English-speaking locales."""
+    english_given = _names(("first_names", "first_names_male", "first_names_female"), tuple(_ENGLISH_LOCALES))
+    words = english_words() - english_given
+    return given_names() - words, (given_names() | surnames()) - words

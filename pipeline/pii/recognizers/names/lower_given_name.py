@@ -5,7 +5,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from pipeline.pii.recognizers.common import STOP
-from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+from pipeline.pii.recognizers.names.lexicon import lower_text_names
 
 _CALENDAR = frozenset("""january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday spring summer autumn winter""".split())
@@ -13,8 +13,8 @@ _WORD = regex.compile(r"(?<![\w'’@.])[a-zß-ÿа-яё][a-zß-ÿа-яё'’]+(?
 
 
 class LowerGivenNameRecognizer(EntityRecognizer):
-    """In a text with no capital letter, a word that is a known given name (Faker's lists, many locales)
-    and not an English stop word is a person, with a known surname or a given name right after it
+    """In a text with no capital letter, a word that is a known given name (Faker's lists, many locales;
+    not an English word unless an English given name: ``lower_text_names``) and not a stop word is a person, with a known surname or a given name right after it
     joined to it. Score 0.5: the masker drops it when the word is common in the user's own data or a
     label word (``pipeline.pii.vocabulary``), which is what keeps "will", "may" or "rose" unmasked."""
 
@@ -22,8 +22,9 @@ class LowerGivenNameRecognizer(EntityRecognizer):
         super().__init__(supported_entities=["PERSON"], name="LowerGivenNameRecognizer")
 
     def load(self) -> None:
-        self.first = given_names() - STOP - _CALENDAR
-        self.last = surnames() | given_names()
+        first, every = lower_text_names()
+        self.first = first - STOP - _CALENDAR
+        self.last = every
 
     def analyze(self, text, entities, nlp_artifacts=None):
         if any(c.isupper() for c in text):
