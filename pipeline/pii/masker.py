@@ -36,6 +36,7 @@ from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.recognizers.common import mostly_lower
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
 from pipeline.pii.recognizers.ru.natasha_ner import has_cyrillic
 from pipeline.pii.vocabulary import common_words, label_words
@@ -278,7 +279,7 @@ class Masker:
         """For a text with no upper-case letter: a copy (same length, same offsets) with every word that is
         not a stop word Capitalised, so the NER model, which leans on capitals, can see lower-case names
         ("follow up with monika zilkova"); None for texts that have upper-case letters."""
-        if not TITLECASE_LOWER or any(c.isupper() for c in text) or not any(c.isalpha() for c in text):
+        if not TITLECASE_LOWER or not mostly_lower(text):
             return None
         out = list(text)
         for m in _WORD.finditer(text):

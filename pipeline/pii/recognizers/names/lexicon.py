@@ -60,9 +60,14 @@ def english_words() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def english_given_names() -> frozenset[str]:
+    """Given names of the English-speaking locales."""
+    return _names(("first_names", "first_names_male", "first_names_female"), tuple(_ENGLISH_LOCALES))
+
+
+@functools.lru_cache(maxsize=1)
 def lower_text_names() -> tuple[frozenset[str], frozenset[str]]:
     """(given names, given names and surnames) that read as a name in lower-case English text: the
     lexicon less English words, except the given names of English-speaking locales."""
-    english_given = _names(("first_names", "first_names_male", "first_names_female"), tuple(_ENGLISH_LOCALES))
-    words = english_words() - english_given
+    words = english_words() - english_given_names()
     return given_names() - words, (given_names() | surnames()) - words

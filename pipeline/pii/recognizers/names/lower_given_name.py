@@ -4,7 +4,7 @@ from __future__ import annotations
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from pipeline.pii.recognizers.common import STOP
+from pipeline.pii.recognizers.common import STOP, mostly_lower
 from pipeline.pii.recognizers.names.lexicon import lower_text_names
 
 _CALENDAR = frozenset("""january february march april may june july august september october november december
@@ -13,7 +13,7 @@ _WORD = regex.compile(r"(?<![\w'’@.])[a-zß-ÿа-яё][a-zß-ÿа-яё'’]+(?
 
 
 class LowerGivenNameRecognizer(EntityRecognizer):
-    """In a text with no capital letter, a word that is a known given name (Faker's lists, many locales;
+    """In a text with no capital letter (but for its first word, "I", days and months: ``mostly_lower``), a word that is a known given name (Faker's lists, many locales;
     not an English word unless an English given name: ``lower_text_names``) and not a stop word is a person, with a known surname or a given name right after it
     joined to it. Score 0.5: the masker drops it when the word is common in the user's own data or a
     label word (``pipeline.pii.vocabulary``), which is what keeps "will", "may" or "rose" unmasked."""
@@ -27,7 +27,7 @@ class LowerGivenNameRecognizer(EntityRecognizer):
         self.last = every
 
     def analyze(self, text, entities, nlp_artifacts=None):
-        if any(c.isupper() for c in text):
+        if not mostly_lower(text):
             return []
         out = []
         toks = [(m.start(), m.end(), m.group().rstrip("'’")) for m in _WORD.finditer(text)]
