@@ -5,7 +5,7 @@ Layout (the folder tree is the list of what is covered):
   groups shared by the checksum recognizers, a chunk-scoped wrapper for Presidio's URL pattern;
 - ``kz/``: Kazakh IIN/BIN;
 - ``names/``: names after cue phrases, names with post-Soviet surname endings (Latin and Cyrillic),
-  lower-case names with such endings, lower-case given names from a lexicon;
+  lower-case names with such endings, lower-case given names from a lexicon, lower-case names after cue phrases;
 - ``ru/``: Russian names and places from natasha's offline NER (slovnet);
 - ``addresses/``: street lines, whole postal addresses, street corners, postcodes;
 - ``places/``: a gazetteer of countries, states and cities, places after location cues.
@@ -41,6 +41,7 @@ from pipeline.pii.recognizers.generic.ip import IpAddressRecognizer
 from pipeline.pii.recognizers.generic.phone import PhonePatternRecognizer
 from pipeline.pii.recognizers.kz.iin_bin import KzIinBinRecognizer
 from pipeline.pii.recognizers.names.cue import CueNameRecognizer
+from pipeline.pii.recognizers.names.lower_cue import LowerCueNameRecognizer
 from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
 from pipeline.pii.recognizers.names.lower_surname import LowerSurnameRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
@@ -52,7 +53,7 @@ _NOT_NAMES = NOT_NAMES  # the name the masker imports
 
 __all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
            "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer",
-           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
+           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerCueNameRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
            "NOT_NAMES", "PhonePatternRecognizer", "PostcodeRecognizer", "SlavicTurkicNameRecognizer",
            "SpokenEmailRecognizer", "build_recognizers", "extend_address", "has_context", "iban_ok", "kz_bin_ok",
            "kz_control_ok", "kz_iin_ok", "luhn_ok"]
@@ -96,5 +97,6 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(slav, ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
         GatedRecognizer(lower_given, ["PERSON"], ""),
+        GatedRecognizer(LowerCueNameRecognizer(), ["PERSON"], ""),
         GatedRecognizer(NatashaNerRecognizer(), ["PERSON", "LOCATION"], "cyrillic"),
     ]

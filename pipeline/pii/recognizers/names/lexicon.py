@@ -71,3 +71,23 @@ def lower_text_names() -> tuple[frozenset[str], frozenset[str]]:
     lexicon less English words, except the given names of English-speaking locales."""
     words = english_words() - english_given_names()
     return given_names() - words, (given_names() | surnames()) - words
+
+
+def is_english_word(w: str) -> bool:
+    """``w`` (lower case) or its stem without a plural, past or -ing ending is an English word: Webster's
+    Second lists base forms only ("calls", "alerts", "followers")."""
+    words = english_words()
+    if w in words:
+        return True
+    stems = []
+    if w.endswith("ies"):
+        stems.append(w[:-3] + "y")
+    if w.endswith("es"):
+        stems.append(w[:-2])
+    if w.endswith("s"):
+        stems.append(w[:-1])
+    if w.endswith("ed"):
+        stems += [w[:-2], w[:-1]]
+    if w.endswith("ing"):
+        stems += [w[:-3], w[:-3] + "e"]
+    return any(len(x) > 2 and x in words for x in stems)
