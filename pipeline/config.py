@@ -113,6 +113,9 @@ class MaskingSpec(_Strict):
     common_word_min_share: float = Field(default=0.01, ge=0, le=1)
     common_word_min_tickets: int = Field(default=5, ge=1)
     not_name_words: list[str] = Field(default_factory=list)
+    # Generic places a user names ("downtown", "the airport", "the mall", "penn station"): where the person
+    # is or goes, but no name; on HWU64 they are most of the place spans a gazetteer cannot find (docs/pii.md)
+    mask_generic_places: bool = True
 
 
 class DedupSpec(_Strict):

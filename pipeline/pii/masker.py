@@ -169,7 +169,7 @@ class Masker:
         import spacy
 
         self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
-        self.recognizers = build_recognizers()
+        self.recognizers = build_recognizers(generic_places=self.spec.mask_generic_places)
         from pipeline.pii.recognizers.names.lexicon import given_names, lower_text_names, surnames
 
         self._name_words = given_names() | surnames()
