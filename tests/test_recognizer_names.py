@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 
 from pipeline.pii.recognizers.names.cue import CueNameRecognizer
+from pipeline.pii.recognizers.addresses.lower_street import LowerStreetRecognizer
+from pipeline.pii.recognizers.common import mostly_lower
+from pipeline.pii.recognizers.names.lexicon import is_english_word
+from pipeline.pii.recognizers.names.lower_cue import LowerCueNameRecognizer
 from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
+from pipeline.pii.recognizers.places.generic import GenericPlaceRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE, GazetteerLocationRecognizer
 from pipeline.pii.recognizers.ru.natasha_ner import NatashaNerRecognizer
@@ -22,6 +27,11 @@ def found(cls, text):
     ("what is sarah's number", [("PERSON", "sarah")]),
     ("set an alarm for june", []),  # months are never a name here
     ("Add Joe Smith", []),  # mixed case is NER's
+    ("Has john sent me any new emails", [("PERSON", "john")]),  # a capital on the first word only
+    ("see if john is free on Monday", [("PERSON", "john")]),
+    ("switch lights to red tone", []),  # Norwegian given name, English word
+    ("define love without invoking the term love", []),
+    ("did you get what just said correctly", []),
 ])
 def test_lower_given_name(text, expected):
     assert found(LowerGivenNameRecognizer, text) == expected
@@ -61,3 +71,78 @@ def test_gazetteer_lower_case_cities_have_their_own_score():
 ])
 def test_natasha_ner(text, expected):
     assert found(NatashaNerRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("call raju phone number", [("PERSON", "raju")]),
+    ("set a meeting with hongbin", [("PERSON", "hongbin")]),
+    ("did my friend rohit posted something on facebook", [("PERSON", "rohit")]),
+    ("add dr rosenstock as an email contact", [("PERSON", "rosenstock")]),
+    ("tell me the area code for jen k", []),  # "for" is no cue
+    ("please find a contact number of jayesh and tell me", [("PERSON", "jayesh")]),
+    ("when is madonna's birthday", [("PERSON", "madonna")]),
+    ("tell me when i get new emails from principal lowry", [("PERSON", "lowry")]),
+    ("call mom", []),  # an English word
+    ("have you responded my phone calls", []),  # a plural of an English word
+    ("email support about the refund", []),
+    ("Call Raju", []),  # mixed case is NER's
+])
+def test_lower_cue_names(text, expected):
+    assert found(LowerCueNameRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("take me downtown", [("LOCATION", "downtown")]),
+    ("book a cab to the airport", [("LOCATION", "airport")]),
+    ("get me to the train station", [("LOCATION", "train station")]),
+    ("go to agha station", [("LOCATION", "agha station")]),
+    ("what is happening in town tonight", [("LOCATION", "town")]),
+    ("what time is it in this city", [("LOCATION", "this city")]),
+    ("play random radio station", []),
+    ("tune into the nearest english fm station", []),
+    ("play the kansas city hip hop station", []),
+    ("find a gas station", []),
+    ("town hall meeting", []),
+])
+def test_generic_places(text, expected):
+    assert found(GenericPlaceRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("does mary smith live on main street", [("LOCATION", "main street")]),
+    ("book for me an uber taxi to carmen drive", [("LOCATION", "carmen drive")]),
+    ("is the toll road open", []),
+    ("cross the road", []),
+    ("Book a taxi to Carmen Drive", []),  # mixed case: the address rules
+])
+def test_lower_street(text, expected):
+    assert found(LowerStreetRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("is it going to rain in tucson", [("LOCATION", "tucson")]),
+    ("hey i want to get trains to manchester on Wednesday", [("LOCATION", "manchester")]),
+    ("how long from dallas to san antonio by train", [("LOCATION", "dallas"), ("LOCATION", "san antonio")]),
+    ("get me a ride on the commuter train from nj to ny", [("LOCATION", "nj"), ("LOCATION", "ny")]),
+    ("take a bath", []),  # an English word that is also a city
+    ("play something by charlotte", []),  # an English given name
+    ("tell us more", []),
+])
+def test_gazetteer_lower_case_geonames_cities(text, expected):
+    assert found(GazetteerLocationRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("set an alarm", True), ("Has john sent me any emails", True), ("see you on Monday", True),
+    ("I'm in Paris", False), ("BLOCK MY CARD", False), ("12345", False),
+])
+def test_mostly_lower(text, expected):
+    assert mostly_lower(text) is expected
+
+
+@pytest.mark.parametrize("word,expected", [
+    ("calls", True), ("alerts", True), ("followers", True), ("cooking", True), ("tone", True),
+    ("raju", False), ("hongbin", False), ("rosenstock", False),
+])
+def test_is_english_word(word, expected):
+    assert is_english_word(word) is expected

@@ -38,7 +38,7 @@ class LowerCueNameRecognizer(EntityRecognizer):
 
     def load(self) -> None:
         self.given, self.names = lower_text_names()
-        self.stop = STOP
+        self.stop = STOP | frozenset(_RELATION.replace("?", "").split("|")) | {"mum", "mommy", "daddy", "papa", "mama"}
 
     def _name_like(self, w: str) -> bool:
         w = w[:-2] if w.endswith(("'s", "’s")) else w

@@ -5,7 +5,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from pipeline.pii.recognizers.common import STOP, mostly_lower
-from pipeline.pii.recognizers.names.lexicon import lower_text_names
+from pipeline.pii.recognizers.names.lexicon import given_names, lower_text_names, surnames
 
 _CALENDAR = frozenset("""january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday spring summer autumn winter""".split())
@@ -22,9 +22,8 @@ class LowerGivenNameRecognizer(EntityRecognizer):
         super().__init__(supported_entities=["PERSON"], name="LowerGivenNameRecognizer")
 
     def load(self) -> None:
-        first, every = lower_text_names()
-        self.first = first - STOP - _CALENDAR
-        self.last = every
+        self.first = lower_text_names()[0] - STOP - _CALENDAR
+        self.last = surnames() | given_names()  # right after a given name, "smith" is a surname
 
     def analyze(self, text, entities, nlp_artifacts=None):
         if not mostly_lower(text):
