@@ -10,6 +10,7 @@ from pipeline.pii.recognizers.names.lexicon import is_english_word
 from pipeline.pii.recognizers.names.lower_cue import LowerCueNameRecognizer
 from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
 from pipeline.pii.recognizers.places.generic import GenericPlaceRecognizer
+from pipeline.pii.recognizers.places.location_cue import LocationCueRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE, GazetteerLocationRecognizer
 from pipeline.pii.recognizers.ru.natasha_ner import NatashaNerRecognizer
@@ -78,7 +79,7 @@ def test_natasha_ner(text, expected):
     ("set a meeting with hongbin", [("PERSON", "hongbin")]),
     ("did my friend rohit posted something on facebook", [("PERSON", "rohit")]),
     ("add dr rosenstock as an email contact", [("PERSON", "rosenstock")]),
-    ("tell me the area code for jen k", []),  # "for" is no cue
+    ("tell me the area code for jen k", []),  # "for" is a weak cue and "jen" no known given name
     ("please find a contact number of jayesh and tell me", [("PERSON", "jayesh")]),
     ("when is madonna's birthday", [("PERSON", "madonna")]),
     ("tell me when i get new emails from principal lowry", [("PERSON", "lowry")]),
@@ -146,3 +147,31 @@ def test_mostly_lower(text, expected):
 ])
 def test_is_english_word(word, expected):
     assert is_english_word(word) is expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I LIVE NEAR THE CARD NUMBER IS", []),
+    ("I TRAVELLED TO SPAIN. THE CARD NUMBER IS BLOCKED", [("LOCATION", "SPAIN")]),
+    ("originally from St. Petersburg", [("LOCATION", "St. Petersburg")]),
+    ("ORIGINALLY FROM NEW YORK CITY AND", [("LOCATION", "NEW YORK CITY")]),
+])
+def test_location_cue_stops_at_sentence_ends_and_capitalised_stop_words(text, expected):
+    r = LocationCueRecognizer(GazetteerLocationRecognizer())
+    assert sorted({(x.entity_type, text[x.start:x.end]) for x in r.analyze(text, None)}) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("listening song of arijit sharma on my account", [("PERSON", "arijit sharma")]),
+    ("play the latest singh podcast", []),  # a surname alone is left to the cues
+])
+def test_lower_unknown_word_before_a_surname(text, expected):
+    assert found(LowerGivenNameRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("tell me the area code for jennifer k", [("PERSON", "jennifer k")]),  # "for": known given names only
+    ("how many phone numbers do i have for brenden", []),
+    ("search for coldplay", []),
+])
+def test_lower_cue_for_needs_a_known_given_name(text, expected):
+    assert found(LowerCueNameRecognizer, text) == expected

@@ -91,6 +91,8 @@ withdrawal withdraw deposit pending declined statement salary currency beneficia
 NAMES_AMONG_COMMON_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
                                       "don", "mark"})
 _NAME_TYPES_ALL = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
+# the names people call voice assistants by ("siri what does survey mean", "hi olly"): products, never a person
+ASSISTANT_NAMES = frozenset({"siri", "alexa", "cortana", "olly", "bixby", "google", "jarvis"})
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
@@ -196,7 +198,7 @@ class Masker:
     def not_name_words(self) -> frozenset[str]:
         """Words never a person on their own: common words of the data (less a few given names), label
         words, and ``MaskingSpec.not_name_words``."""
-        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | \
+        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | ASSISTANT_NAMES | \
             {w.lower() for w in self.spec.not_name_words}
 
     def __repr__(self) -> str:  # never show the salt
@@ -339,6 +341,8 @@ class Masker:
                     (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
+            if keep is not None and len(words) > 1 and any(w in self._stop for w in words):
+                continue  # "Raise the Lights to Max": a name from a Capitalised copy holds no stop word
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
                                      or (words and all(w in self._not_name for w in words))
                                      or not any(w in self._lower_name_words for w in words)):

@@ -3,7 +3,8 @@ rohit", "dr rosenstock", "madonna's birthday"), in texts written in lower case (
 
 The word after the cue must not be an English word (Webster's Second, lower-case entries, with plural, past
 and -ing endings: ``is_english_word``) or a stop word,
-unless it is a known given name; a known name or an initial right after it joins it ("jen k"). Score 0.5:
+unless it is a known given name; after weak cues ("from", "about", "for", "tell", "ask", "meet", "invite") only
+a known given name counts. A known name or an initial right after it joins it ("jen k"). Score 0.5:
 the masker drops a word that is common in the user's own data or a label word
 (``pipeline.pii.vocabulary``), which keeps "call mom", "email support" or "meeting with marketing" unmasked.
 """
@@ -22,7 +23,7 @@ _TITLE = r"dr|mr|mrs|ms|miss|prof|professor|principal|sir|madam|dear|coach|offic
 _CUE = regex.compile(
     rf"\b(?:(?:call|ring|text|sms|whatsapp|e-?mail|message|remind|ping|invite|tell|ask|meet)"
     rf"|(?:meeting|meet|appointment|call|lunch|dinner|chat)[ \t]+with|my[ \t]+(?:{_RELATION})|(?:{_TITLE})\.?"
-    rf"|(?:number|phone|address|e-?mail|contact|birthday|details)[ \t]+(?:of|for)|from|about)[ \t]+"
+    rf"|(?:number|phone|address|e-?mail|contact|birthday|details)[ \t]+(?:of|for)|from|about|for)[ \t]+"
     rf"(?P<n>[a-z][a-z'’-]{{2,}})(?:[ \t]+(?P<m>[a-z][a-z'’-]+|[a-z](?![\w])))?")
 _OWNER = regex.compile(r"\b(?P<n>[a-z][a-z-]{2,})['’]s[ \t]+(?:birthday|number|phone|e-?mail|address|contact|"
                        r"wedding|anniversary|party)\b")
@@ -54,7 +55,7 @@ class LowerCueNameRecognizer(EntityRecognizer):
                 continue
             # after a weak cue (from, about, tell, ask, meet) only a known given name or a title's name
             cue = text[m.start():m.start("n")].strip().split()[0].lower()
-            if cue in ("from", "about", "tell", "ask", "meet", "invite") and n not in self.given and \
+            if cue in ("from", "about", "for", "tell", "ask", "meet", "invite") and n not in self.given and \
                     not _TITLES_ONLY.search(text, m.start(), m.start("n")):
                 continue
             s, e = m.start("n"), m.end("n")
