@@ -116,6 +116,10 @@ class MaskingSpec(_Strict):
     # Generic places a user names ("downtown", "the airport", "the mall", "penn station"): where the person
     # is or goes, but no name; on HWU64 they are most of the place spans a gazetteer cannot find (docs/pii.md)
     mask_generic_places: bool = True
+    # A name NER finds in a lower-case text's Capitalised copy may rest on rare words that are no English
+    # word ("einstein"), not only on a known name word. Off: on HWU64 it finds more names but masks more
+    # clean utterances (the trade-off in docs/pii.md)
+    lower_case_rare_names: bool = False
 
 
 class DedupSpec(_Strict):

@@ -39,7 +39,7 @@ from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFT
 from pipeline.pii.recognizers.common import mostly_lower
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
 from pipeline.pii.recognizers.ru.natasha_ner import has_cyrillic
-from pipeline.pii.vocabulary import common_words, label_words
+from pipeline.pii.vocabulary import RECURRING_MIN_TICKETS, common_words, label_words, word_counts
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,15 @@ ASSISTANT_NAMES = frozenset({"siri", "alexa", "cortana", "olly", "bixby", "googl
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
+
+
+def _english_only(value: str) -> bool:
+    """Every word of the value is an English word: a place from a Capitalised copy that only a cue points at
+    ("travel to Location a") is then a word, not a name."""
+    from pipeline.pii.recognizers.names.lexicon import is_english_word
+
+    ws = re.findall(r"[^\W\d_]+", value.lower())
+    return bool(ws) and all(is_english_word(w) for w in ws)
 
 
 def _url_plausible(text: str, s: int, e: int) -> bool:
@@ -163,6 +172,7 @@ class Masker:
         self.spec = spec or MaskingSpec()
         self._label_words = label_words(taxonomy)
         self._common: frozenset[str] | None = None
+        self._recurring: frozenset[str] | None = None  # None: not learnt here, no unknown-word names
         if vocabulary is not None:
             self.fit_vocabulary(vocabulary)
         if salt is None:
@@ -191,7 +201,9 @@ class Masker:
 
     def fit_vocabulary(self, texts: Iterable[str]) -> None:
         """Learn the common words of the user's data (``pipeline.pii.vocabulary``); clears the cache."""
-        self._common = common_words(texts, self.spec.common_word_min_share, self.spec.common_word_min_tickets)
+        counts = word_counts(texts)
+        self._common = common_words((), self.spec.common_word_min_share, self.spec.common_word_min_tickets, counts)
+        self._recurring = common_words((), 0.0, RECURRING_MIN_TICKETS, counts)
         if hasattr(self, "_cache"):
             self._cache.clear()
 
@@ -345,9 +357,20 @@ class Masker:
                 continue  # "Raise the Lights to Max": a name from a Capitalised copy holds no stop word
             if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
                                      or (words and all(w in self._not_name for w in words))
-                                     or not any(w in self._lower_name_words for w in words)):
-                continue  # a "name" from a Capitalised copy must hold a known given name or surname
+                                     or not (any(w in self._lower_name_words for w in words) or
+                                             (len(words) <= 2 and all(self._unknown_word(w) or
+                                                                      w in self._lower_name_words for w in words)))):
+                continue  # a "name" from a Capitalised copy must hold a known name word, or be rare unknown words
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
+
+    def _unknown_word(self, w: str) -> bool:
+        """A word that is no English word, no stop word and rare in the data ("einstein", "joose"; not
+        "wemo" or "playlist", which recur): with ``MaskingSpec.lower_case_rare_names`` a name NER finds in a
+        Capitalised copy may rest on it."""
+        from pipeline.pii.recognizers.names.lexicon import is_english_word
+
+        return self.spec.lower_case_rare_names and self._recurring is not None and len(w) > 3 and w not in self._recurring and \
+            w not in self._stop and w not in self._not_name and not is_english_word(w)
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
         thr = self.spec.score_threshold
@@ -409,7 +432,8 @@ class Masker:
             # the address and place rules lean on capitals too: a text with none (or its lower-case
             # copy) also lends them its Capitalised copy, for places only
             if tc is not None:
-                pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
+                pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION" and
+                                     (p[3] >= 0.9 or not _english_only(tc[p[1]:p[2]]))]
             out.append(self._resolve(t, self._drop_vocabulary_names(t, _reconcile(pattern, n))))
         return out
 

@@ -75,7 +75,8 @@ def lower_text_names() -> tuple[frozenset[str], frozenset[str]]:
 
 def is_english_word(w: str) -> bool:
     """``w`` (lower case) or its stem without a plural, past or -ing ending is an English word: Webster's
-    Second lists base forms only ("calls", "alerts", "followers")."""
+    Second lists base forms only ("calls", "alerts", "followers", "louder"), and American spellings
+    ("colour")."""
     words = english_words()
     if w in words:
         return True
@@ -90,4 +91,9 @@ def is_english_word(w: str) -> bool:
         stems += [w[:-2], w[:-1]]
     if w.endswith("ing"):
         stems += [w[:-3], w[:-3] + "e"]
+    if w.endswith(("er", "est")):  # softer, louder, brighter, nicest
+        base = w[:-2] if w.endswith("er") else w[:-3]
+        stems += [base, base + "e"] + ([base[:-1]] if len(base) > 2 and base[-1] == base[-2] else [])
+    if "our" in w:  # British spellings: colour, favourite
+        stems.append(w.replace("our", "or"))
     return any(len(x) > 2 and x in words for x in stems)
