@@ -99,8 +99,9 @@ NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candid
 
 
 def _english_only(value: str) -> bool:
-    """Every word of the value is an English word: a place from a Capitalised copy that only a cue points at
-    ("travel to Location a") is then a word, not a name."""
+    """Every word of the value is an English word: a place found only in a Capitalised copy ("travel to
+    Location a", "not Answering at 780-...") is then a word, not a name (the lower-case gazetteer reads
+    the text itself)."""
     from pipeline.pii.recognizers.names.lexicon import is_english_word
 
     ws = re.findall(r"[^\W\d_]+", value.lower())
@@ -355,12 +356,12 @@ class Masker:
             words = re.findall(r"[^\W\d_]+", val.lower())
             if keep is not None and len(words) > 1 and any(w in self._stop for w in words):
                 continue  # "Raise the Lights to Max": a name from a Capitalised copy holds no stop word
-            if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
+            if keep is not None and not text[s].isupper() and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
                                      or (words and all(w in self._not_name for w in words))
                                      or not (any(w in self._lower_name_words for w in words) or
                                              (len(words) <= 2 and all(self._unknown_word(w) or
                                                                       w in self._lower_name_words for w in words)))):
-                continue  # a "name" from a Capitalised copy must hold a known name word, or be rare unknown words
+                continue  # a "name" the copy Capitalised must hold a known name word, or be rare unknown words
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
 
     def _unknown_word(self, w: str) -> bool:
@@ -433,7 +434,7 @@ class Masker:
             # copy) also lends them its Capitalised copy, for places only
             if tc is not None:
                 pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION" and
-                                     (p[3] >= 0.9 or not _english_only(tc[p[1]:p[2]]))]
+                                     not _english_only(tc[p[1]:p[2]])]
             out.append(self._resolve(t, self._drop_vocabulary_names(t, _reconcile(pattern, n))))
         return out
 
@@ -524,10 +525,15 @@ def _reconcile(pattern: list[tuple[str, int, int, float]], ner: list[tuple[str, 
     """NER type confusions the rules can settle: an unknown single word NER calls a place but a person cue
     or a surname shape points at ("my kid Alina", "starring Adamska") is a person; a name NER calls a
     person that a location cue or an address covers, and no person cue points at, is a place (a known
-    place from the gazetteer, score 0.9, wins over NER anyway)."""
+    place from the gazetteer, score 0.9, wins over NER anyway); a lower-case city inside a person span of
+    the rules is part of the name."""
     persons = [p for p in pattern if p[0] == "PERSON"]
     places = [p for p in pattern if p[0] == "LOCATION" and p[3] >= 0.9]
-    out = list(pattern)
+    # a lower-case city name inside a longer name or under a person cue ("borna jerković", "everyone calls
+    # me borna") is the name; a lone given name that is also a city ("time in austin") stays a place
+    out = [p for p in pattern if not (p[0] == "LOCATION" and p[3] == LOWER_CITY_SCORE and
+                                      any(ps <= p[1] and pe >= p[2] and (pe - ps > p[2] - p[1] or sc > 0.5)
+                                          for _, ps, pe, sc in persons))]
     cue_places = [p for p in pattern if p[0] == "LOCATION" and p[3] < 0.9]
     for t, s, e, sc in ner:
         if t == "LOCATION" and any(ps < e and pe > s for _, ps, pe, _ in persons) and \
