@@ -104,6 +104,7 @@ def test_lower_cue_names(text, expected):
     ("play the kansas city hip hop station", []),
     ("find a gas station", []),
     ("town hall meeting", []),
+    ("an ATM in the city centre declined my card", []),
 ])
 def test_generic_places(text, expected):
     assert found(GenericPlaceRecognizer, text) == expected
@@ -175,3 +176,25 @@ def test_lower_unknown_word_before_a_surname(text, expected):
 ])
 def test_lower_cue_for_needs_a_known_given_name(text, expected):
     assert found(LowerCueNameRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Why is Rebecca so impulsive?", [("PERSON", "Rebecca")]),
+    ("I would like to remove my kid Florence from the will.", [("PERSON", "Florence")]),
+    ("I met Anna Karenina there. Will she come?", [("PERSON", "Anna Karenina")]),
+    ("Rebecca called about the card", []),  # a sentence start: any word is Capitalised there
+    ("My card arrived on Monday in May", []),
+    ("I paid with Visa at the ATM", []),
+])
+def test_capitalised_given_name(text, expected):
+    from pipeline.pii.recognizers.names.capitalised_given import CapitalisedGivenNameRecognizer
+
+    assert found(CapitalisedGivenNameRecognizer, text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("why wasn't my contactless accepted at the metro", []),  # a determiner: a common noun
+    ("what is the seattle city council doing", [("LOCATION", "seattle")]),
+])
+def test_gazetteer_lower_case_city_after_a_determiner(text, expected):
+    assert found(GazetteerLocationRecognizer, text) == expected

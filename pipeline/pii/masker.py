@@ -294,7 +294,7 @@ class Masker:
         """For a text with no upper-case letter: a copy (same length, same offsets) with every word that is
         not a stop word Capitalised, so the NER model, which leans on capitals, can see lower-case names
         ("follow up with monika zilkova"); None for texts that have upper-case letters."""
-        if not TITLECASE_LOWER or not mostly_lower(text):
+        if not TITLECASE_LOWER or any(c.isupper() for c in text) or not any(c.isalpha() for c in text):
             return None
         out = list(text)
         for m in _WORD.finditer(text):

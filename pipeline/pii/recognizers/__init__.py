@@ -42,6 +42,7 @@ from pipeline.pii.recognizers.generic.iban import IbanMod97Recognizer
 from pipeline.pii.recognizers.generic.ip import IpAddressRecognizer
 from pipeline.pii.recognizers.generic.phone import PhonePatternRecognizer
 from pipeline.pii.recognizers.kz.iin_bin import KzIinBinRecognizer
+from pipeline.pii.recognizers.names.capitalised_given import CapitalisedGivenNameRecognizer
 from pipeline.pii.recognizers.names.cue import CueNameRecognizer
 from pipeline.pii.recognizers.names.lower_cue import LowerCueNameRecognizer
 from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
@@ -54,7 +55,7 @@ from pipeline.pii.recognizers.ru.natasha_ner import NatashaNerRecognizer
 
 _NOT_NAMES = NOT_NAMES  # the name the masker imports
 
-__all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
+__all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CapitalisedGivenNameRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
            "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer", "GenericPlaceRecognizer",
            "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerCueNameRecognizer", "LowerStreetRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
            "NOT_NAMES", "PhonePatternRecognizer", "PostcodeRecognizer", "SlavicTurkicNameRecognizer",
@@ -100,6 +101,7 @@ def build_recognizers(generic_places: bool = False) -> list[GatedRecognizer]:
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
         GatedRecognizer(LowerStreetRecognizer(), ["LOCATION"], ""),
         GatedRecognizer(slav, ["PERSON"], "upper"),
+        GatedRecognizer(CapitalisedGivenNameRecognizer(), ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
         GatedRecognizer(lower_given, ["PERSON"], ""),
         GatedRecognizer(LowerCueNameRecognizer(), ["PERSON"], ""),

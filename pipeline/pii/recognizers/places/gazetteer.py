@@ -64,6 +64,10 @@ _CONTINENTS = {"europe", "asia", "africa", "america", "north america", "south am
 
 
 LOWER_CITY_SCORE = 0.89
+# "at the metro", "a reading": a lower-case word after a determiner is a common noun, not a city (unless a
+# place noun follows: "the seattle city council")
+_DETERMINER_BEFORE = regex.compile(r"\b(?:the|a|an|my|your|our|this|that|his|her|their)[ \t]+$")
+_PLACE_NOUN_AFTER = regex.compile(r"[ \t]+(?:city|county|area|region|airport|council|downtown|suburbs?|state)\b")
 # lower-case abbreviations of places, after a word that points at a place ("from nj to ny", "brooklyn ny")
 _LOWER_CODES = regex.compile(r"(?:\b(?:to|from|in|near|at|of|around)[ \t]+|(?<=[a-z]{4,}[ \t]))(?P<c>ny|nj|dc|la|sf|nyc)\b"
                              r"|(?<![\w])(?P<c>nyc)\b")
@@ -164,7 +168,8 @@ class GazetteerLocationRecognizer(EntityRecognizer):
                     yield s, e, "country"
                 elif v in self.cities:
                     yield s, e, "city"
-                elif lower_text and v.islower() and v in self.cities_lower and len(v) >= 4:
+                elif lower_text and v.islower() and v in self.cities_lower and len(v) >= 4 and \
+                        (not _DETERMINER_BEFORE.search(text, 0, s) or _PLACE_NOUN_AFTER.match(text, e)):
                     yield s, e, "city lower"
                 else:
                     continue

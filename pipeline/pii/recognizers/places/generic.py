@@ -17,7 +17,7 @@ _NOT_STATION_NAME = (r"radio|the|a|an|this|that|my|your|our|their|his|her|any|so
                      r"fuel|police|fire|space|weather|power|charging|docking|favorite|favourite|next|last|first")
 _PATTERN = regex.compile(
     r"(?i)\b(?:downtown|airport|mall(?:[ \t]+of[ \t]+[a-z]+)?|(?<=\bin[ \t])town"
-    r"|(?:this|our|my|another|neighbou?ring|the)[ \t]+city(?![ \t]+(?:of|hall|council|traffic|news)\b)"
+    r"|(?:this|our|my|another|neighbou?ring|the)[ \t]+city(?![ \t]+(?:of|hall|council|traffic|news|centre|center|limits?)\b)"
     r"|(?:train|railway|rail|bus|subway|metro|tube|coach)[ \t]+(?:station|depot|terminal)"
     rf"|(?<![\w'’-])(?!(?:{_NOT_STATION_NAME})\b)[a-z][a-z'’]+[ \t]+station)\b")
 
