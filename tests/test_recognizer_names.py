@@ -173,6 +173,7 @@ def test_lower_unknown_word_before_a_surname(text, expected):
     ("tell me the area code for jennifer k", [("PERSON", "jennifer k")]),  # "for": known given names only
     ("how many phone numbers do i have for brenden", []),
     ("search for coldplay", []),
+    ("what is my schedule for june fourteenth", []),
 ])
 def test_lower_cue_for_needs_a_known_given_name(text, expected):
     assert found(LowerCueNameRecognizer, text) == expected

@@ -27,6 +27,8 @@ _CUE = regex.compile(
     rf"(?P<n>[a-z][a-z'’-]{{2,}})(?:[ \t]+(?P<m>[a-z][a-z'’-]+|[a-z](?![\w])))?")
 _OWNER = regex.compile(r"\b(?P<n>[a-z][a-z-]{2,})['’]s[ \t]+(?:birthday|number|phone|e-?mail|address|contact|"
                        r"wedding|anniversary|party)\b")
+_CALENDAR = frozenset("""january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday""".split())
 _TITLES_ONLY = regex.compile(rf"(?:{_TITLE})\.?[ \t]+$")
 
 
@@ -38,12 +40,14 @@ class LowerCueNameRecognizer(EntityRecognizer):
         super().__init__(supported_entities=["PERSON"], name="LowerCueNameRecognizer")
 
     def load(self) -> None:
-        self.given, self.names = lower_text_names()
+        given, self.names = lower_text_names()
+        self.given = given - _CALENDAR
         self.stop = STOP | frozenset(_RELATION.replace("?", "").split("|")) | {"mum", "mommy", "daddy", "papa", "mama"}
 
     def _name_like(self, w: str) -> bool:
         w = w[:-2] if w.endswith(("'s", "’s")) else w
-        return w in self.given or (w.isalpha() and w not in self.stop and not is_english_word(w))
+        return w not in _CALENDAR and (w in self.given or (w.isalpha() and w not in self.stop and
+                                                            not is_english_word(w)))
 
     def analyze(self, text, entities, nlp_artifacts=None):
         if not mostly_lower(text):
