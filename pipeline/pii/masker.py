@@ -230,7 +230,7 @@ class Masker:
         has_digit = any(c.isdigit() for c in text)
         gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
                  "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None,
-                 "cyrillic": has_cyrillic(text)}
+                 "cyrillic": has_cyrillic(text), "lower": mostly_lower(text)}
         out = []
         for g in self.recognizers:
             if g.needs in gates:

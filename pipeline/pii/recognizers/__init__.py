@@ -67,7 +67,8 @@ __all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CapitalisedGivenNameR
 class GatedRecognizer:
     recognizer: EntityRecognizer
     entities: list[str]
-    needs: str  # "digit", "upper" (an upper-case letter), "dotword" (a dot before a letter), "ip", a substring, or ""
+    needs: str  # "digit", "upper" (an upper-case letter), "dotword" (a dot before a letter), "ip", "lower"
+    # (``mostly_lower``), a substring, or ""
 
 
 def build_recognizers(generic_places: bool = False) -> list[GatedRecognizer]:
@@ -99,11 +100,11 @@ def build_recognizers(generic_places: bool = False) -> list[GatedRecognizer]:
         GatedRecognizer(gaz, ["LOCATION"], ""),
         GatedRecognizer(loc, ["LOCATION"], ""),
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
-        GatedRecognizer(LowerStreetRecognizer(), ["LOCATION"], ""),
+        GatedRecognizer(LowerStreetRecognizer(), ["LOCATION"], "lower"),
         GatedRecognizer(slav, ["PERSON"], "upper"),
         GatedRecognizer(CapitalisedGivenNameRecognizer(), ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
-        GatedRecognizer(lower_given, ["PERSON"], ""),
-        GatedRecognizer(LowerCueNameRecognizer(), ["PERSON"], ""),
+        GatedRecognizer(lower_given, ["PERSON"], "lower"),
+        GatedRecognizer(LowerCueNameRecognizer(), ["PERSON"], "lower"),
         GatedRecognizer(NatashaNerRecognizer(), ["PERSON", "LOCATION"], "cyrillic"),
     ] + ([GatedRecognizer(GenericPlaceRecognizer(), ["LOCATION"], "")] if generic_places else [])

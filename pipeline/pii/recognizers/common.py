@@ -2,6 +2,8 @@
 several recognizers consult (words that are never a name, currency words after a place, US state codes)."""
 from __future__ import annotations
 
+import functools
+
 import regex
 from presidio_analyzer import PatternRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS as STOP
@@ -70,6 +72,13 @@ february march april june july august september october november december""".spl
 def mostly_lower(text: str) -> bool:
     """A text written in lower case but for its first word, "I" and day or month names ("Has john sent
     me any new emails", "see if john is free on Monday"): case gives no hint about names there."""
+    if text.islower():
+        return True
+    return _mostly_lower(text)
+
+
+@functools.lru_cache(maxsize=4096)  # several recognizers ask about the same text in a row
+def _mostly_lower(text: str) -> bool:
     if not any(c.isalpha() for c in text):
         return False
     for i, m in enumerate(regex.finditer(r"[^\W\d_][\w'’]*", text)):

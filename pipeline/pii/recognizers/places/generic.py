@@ -12,6 +12,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 GENERIC_PLACE_SCORE = 0.5
+_WORDS = ("downtown", "airport", "mall", "town", "city", "station", "depot", "terminal")
 _NOT_STATION_NAME = (r"radio|the|a|an|this|that|my|your|our|their|his|her|any|some|which|what|nearest|closest|local|"
                      r"hop|music|rock|jazz|pop|country|news|sports?|talk|fm|am|npr|bbc|tv|television|gas|petrol|radio|"
                      r"fuel|police|fire|space|weather|power|charging|docking|favorite|favourite|next|last|first")
@@ -32,4 +33,7 @@ class GenericPlaceRecognizer(EntityRecognizer):
         pass
 
     def analyze(self, text, entities, nlp_artifacts=None):
+        low = text.lower()
+        if not any(w in low for w in _WORDS):  # most texts name none of them: skip the pattern
+            return []
         return [RecognizerResult("LOCATION", m.start(), m.end(), GENERIC_PLACE_SCORE) for m in _PATTERN.finditer(text)]
