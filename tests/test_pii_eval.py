@@ -174,3 +174,27 @@ def test_cyrillic_ticket_set_person_recall():
     assert res["per_entity"]["PERSON"]["recall"] >= 0.90  # measured 0.963
     assert res["per_entity"]["PERSON"]["precision"] >= 0.90  # measured 1.000
     assert res["per_entity"]["GPE"]["recall"] >= 0.90  # measured 0.963
+
+
+def test_hwu64_targets_are_judged_per_entity_and_on_clean_utterances():
+    from pipeline.pii.evaluate import hwu64_targets_met
+
+    res = {"per_entity": {"PERSON": {"recall": 0.9}, "GPE": {"recall": 0.7}, "EMAIL_ADDRESS": {"recall": 1.0}},
+           "masking_quality": {"false_mask": {"share": 0.02}}}
+    assert hwu64_targets_met(res)
+    res["masking_quality"]["false_mask"]["share"] = 0.021
+    assert not hwu64_targets_met(res)
+    res["masking_quality"]["false_mask"]["share"] = 0.01
+    res["per_entity"]["PERSON"]["recall"] = 0.84
+    assert not hwu64_targets_met(res)
+
+
+def test_hwu64_records_carry_their_half_by_a_hash_of_the_utterance():
+    from pipeline.pii.evaluate import from_hwu64, is_tune_text
+
+    raw = [{"text": f"call person number {i}", "intent": "email_query", "entities": []} for i in range(200)]
+    recs = from_hwu64(raw) + from_hwu64([{"text": "CALL PERSON NUMBER 7 ", "intent": "x", "entities": []}])
+    assert {r["split"] for r in recs} == {"tune", "held_out"}
+    assert 70 < sum(r["split"] == "tune" for r in recs[:200]) < 130
+    assert recs[-1]["split"] == recs[7]["split"]  # a copy in another case lands in the same half
+    assert all(r["split"] == ("tune" if is_tune_text(r["full_text"]) else "held_out") for r in recs)

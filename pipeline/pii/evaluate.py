@@ -78,6 +78,8 @@ TUNE_SHARE = 0.70
 TEXT_TUNE_SHARE = 0.50  # HWU64: half the utterances to develop on, half held out
 SPAN_COVERAGE = 0.75
 TARGETS = {"recall": 0.90, "precision": 0.80, "structured_recall": 0.99}
+# HWU64 (records with a ``split``): recall per data entity, and the most placeholders in clean utterances
+HWU64_TARGETS = {"PERSON": 0.85, "GPE": 0.70, "EMAIL_ADDRESS": 0.95, "false_mask": 0.02}
 _TOKEN = re.compile(r"\w+")
 
 
@@ -322,6 +324,13 @@ def targets_met(res: dict) -> bool:
     return all(o[k] is None or o[k] >= v for k, v in TARGETS.items())
 
 
+def hwu64_targets_met(res: dict) -> bool:
+    """The HWU64 targets (``HWU64_TARGETS``) on one result with its ``masking_quality``."""
+    per = res["per_entity"]
+    ok = all(per.get(k, {}).get("recall", 0.0) >= v for k, v in HWU64_TARGETS.items() if k != "false_mask")
+    return ok and res["masking_quality"]["false_mask"]["share"] <= HWU64_TARGETS["false_mask"]
+
+
 def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int] | None = None) -> dict:
     """Token-level precision/recall/F2 per entity and overall (see the module docstring for the rule)."""
     records = load_records(data_path, templates)
@@ -414,8 +423,8 @@ def _quality(q: dict) -> str:
 def pii_eval_command(data: str | None, as_json: bool) -> int:
     """Print the evaluation tables (rich) or one JSON object.
 
-    Exit 0 if the span-level targets are met on all records and, when templates are known, on the
-    held-out templates; 1 if not; 2 if the file cannot be read.
+    Exit 0 if the span-level targets (HWU64: ``HWU64_TARGETS``) are met on all records and, when templates
+    or halves are known, on the held-out part; 1 if not; 2 if the file cannot be read.
     """
     try:
         records = load_records(data)
@@ -425,8 +434,9 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         return 2
     res = evaluate_splits(records=records)
     judged = [res] + ([res["splits"]["held_out"]] if "held_out" in res["splits"] else [])
-    ok = all(targets_met(r) for r in judged)
-    res["targets"] = dict(TARGETS)
+    hwu = all("split" in r for r in records)
+    ok = all(hwu64_targets_met(r) if hwu else targets_met(r) for r in judged)
+    res["targets"] = dict(HWU64_TARGETS if hwu else TARGETS)
     res["targets_met"] = ok
     if as_json:
         print(json.dumps(res, sort_keys=True))
@@ -444,8 +454,13 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
                 if "masking_quality" in res["splits"][key]:
                     con.print(f"masking quality, {title}: " + _quality(res["splits"][key]["masking_quality"]))
         con.print("masking quality: " + _quality(res.get("masking_quality", {})))
-        con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
-                  f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
+        if hwu:
+            con.print(f"HWU64 targets (recall: person >= {HWU64_TARGETS['PERSON']}, place >= {HWU64_TARGETS['GPE']}, "
+                      f"e-mail >= {HWU64_TARGETS['EMAIL_ADDRESS']}; placeholders in clean utterances <= "
+                      f"{HWU64_TARGETS['false_mask']:.0%}), whole file and held-out half: {'met' if ok else 'NOT met'}")
+        else:
+            con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
+                      f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
 
