@@ -410,7 +410,8 @@ def _table(title: str, res: dict):
     o, to = res["overall"], tok["overall"]
     tab.add_row("OVERALL (in scope)", "", _f(o['precision']), _f(o['recall']), _f(o['f2']),
                 str(o["support"]), _f(to['precision']), _f(to['recall']), style="bold")
-    tab.caption = (f"{res['records']} records, {res.get('templates', '?')} templates; span rule: "
+    units = f", {res['templates']} templates" if "templates" in res else ""
+    tab.caption = (f"{res['records']} records{units}; span rule: "
                    f"{res['rule']}; structured recall {_f(o['structured_recall'])}; any-mask recall "
                    f"{_f(o['masked_recall'])}")
     return tab
