@@ -33,6 +33,9 @@ def found(cls, text):
     ("switch lights to red tone", []),  # Norwegian given name, English word
     ("define love without invoking the term love", []),
     ("did you get what just said correctly", []),
+    ("tell me the area code for sarah k", [("PERSON", "sarah k")]),
+    ("what is mary s.'s phone number", [("PERSON", "mary s.")]),
+    ("call susan a cab", [("PERSON", "susan")]),
 ])
 def test_lower_given_name(text, expected):
     assert found(LowerGivenNameRecognizer, text) == expected

@@ -9,6 +9,7 @@ from pipeline.pii.recognizers.names.lexicon import given_names, is_english_word,
 
 _CALENDAR = frozenset("""january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday spring summer autumn winter""".split())
+_INITIAL = regex.compile(r"[ \t](?![ai]\b)[b-hj-z]\.?(?![\w])")
 _WORD = regex.compile(r"(?<![\w'’@.])[a-zß-ÿа-яё][a-zß-ÿа-яё'’]+(?![\w@])")
 
 
@@ -44,6 +45,10 @@ class LowerGivenNameRecognizer(EntityRecognizer):
                     nxt = toks[i + 1]
                     end = nxt[0] + len(nxt[2][:-2] if nxt[2].endswith(("'s", "’s")) else nxt[2])
                     i += 1
+                else:
+                    ini = _INITIAL.match(text, end)  # "jen k", "mary s.'s number": an initial after the name
+                    if ini:
+                        end = ini.end()
                 out.append(RecognizerResult("PERSON", s, end, 0.5))
             elif i + 1 < len(toks) and len(base) > 2 and toks[i + 1][2] in self.strong_last and \
                     text[e:toks[i + 1][0]] == " " and base not in STOP and not is_english_word(base):
