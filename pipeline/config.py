@@ -113,6 +113,13 @@ class MaskingSpec(_Strict):
     common_word_min_share: float = Field(default=0.01, ge=0, le=1)
     common_word_min_tickets: int = Field(default=5, ge=1)
     not_name_words: list[str] = Field(default_factory=list)
+    # Generic places a user names ("downtown", "the airport", "the mall", "penn station"): where the person
+    # is or goes, but no name; on HWU64 they are most of the place spans a gazetteer cannot find (docs/pii.md)
+    mask_generic_places: bool = True
+    # A name NER finds in a lower-case text's Capitalised copy may rest on rare words that are no English
+    # word ("einstein"), not only on a known name word. Off: on HWU64 it finds more names but masks more
+    # clean utterances (the trade-off in docs/pii.md)
+    lower_case_rare_names: bool = False
     # Masking results kept in the raw zone between runs (pipeline/pii/mask_cache.py): a refresh masks only
     # texts it has not seen, with the vocabulary of the last full masking while the unseen texts are at
     # most cache_refit_share of the texts it was learnt on

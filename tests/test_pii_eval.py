@@ -143,16 +143,25 @@ def test_nested_gold_spans_count_for_each_type():
 
 @pytest.mark.slow
 def test_hwu64_figures_through_pii_eval_records():
-    """Another domain (HWU64, lower-case assistant utterances): figures reported in docs/pii.md."""
-    from pipeline.pii.evaluate import evaluate_splits, load_records
+    """Another domain (HWU64, lower-case assistant utterances): figures reported in docs/pii.md, on the
+    whole file and on the held-out half of the utterances (rules were developed on the tune half)."""
+    from pipeline.pii.evaluate import evaluate_splits, is_tune_text, load_records
 
-    res = evaluate_splits(records=load_records("hwu64"))
+    recs = load_records("hwu64")
+    assert all(r["split"] == ("tune" if is_tune_text(r["full_text"]) else "held_out") for r in recs)
+    assert 0.45 < sum(r["split"] == "tune" for r in recs) / len(recs) < 0.55
+    res = evaluate_splits(records=recs)
     per, q = res["per_entity"], res["masking_quality"]
-    assert per["PERSON"]["recall"] >= 0.75  # measured 0.768 (target 0.85: not met)
-    assert per["GPE"]["recall"] >= 0.48  # measured 0.502 (target 0.70: not met)
-    assert per["EMAIL_ADDRESS"]["recall"] >= 0.94  # measured 0.947
-    assert q["false_mask"]["share"] <= 0.045  # measured 0.041 (target 0.02: not met; ~0.13 before)
-    assert q["label_word_masks"]["share"] <= 0.01  # measured 0.0015
+    assert per["PERSON"]["recall"] >= 0.80  # measured 0.817 (target 0.85: not met; 0.768 before)
+    assert per["GPE"]["recall"] >= 0.69  # measured 0.700 (target 0.70) (0.502 before)
+    assert per["EMAIL_ADDRESS"]["recall"] >= 0.99  # measured 1.000
+    assert q["false_mask"]["share"] <= 0.026  # measured 0.0227 (target 0.02: not met; 0.041 before)
+    assert q["label_word_masks"]["share"] <= 0.01  # measured 0.000
+    held = res["splits"]["held_out"]
+    assert held["per_entity"]["PERSON"]["recall"] >= 0.76  # measured 0.770
+    assert held["per_entity"]["GPE"]["recall"] >= 0.67  # measured 0.691
+    assert held["per_entity"]["EMAIL_ADDRESS"]["recall"] >= 0.99  # measured 1.000 (12 spans)
+    assert held["masking_quality"]["false_mask"]["share"] <= 0.028  # measured 0.0250
 
 
 @pytest.mark.slow
@@ -165,3 +174,27 @@ def test_cyrillic_ticket_set_person_recall():
     assert res["per_entity"]["PERSON"]["recall"] >= 0.90  # measured 0.963
     assert res["per_entity"]["PERSON"]["precision"] >= 0.90  # measured 1.000
     assert res["per_entity"]["GPE"]["recall"] >= 0.90  # measured 0.963
+
+
+def test_hwu64_targets_are_judged_per_entity_and_on_clean_utterances():
+    from pipeline.pii.evaluate import hwu64_targets_met
+
+    res = {"per_entity": {"PERSON": {"recall": 0.9}, "GPE": {"recall": 0.7}, "EMAIL_ADDRESS": {"recall": 1.0}},
+           "masking_quality": {"false_mask": {"share": 0.02}}}
+    assert hwu64_targets_met(res)
+    res["masking_quality"]["false_mask"]["share"] = 0.021
+    assert not hwu64_targets_met(res)
+    res["masking_quality"]["false_mask"]["share"] = 0.01
+    res["per_entity"]["PERSON"]["recall"] = 0.84
+    assert not hwu64_targets_met(res)
+
+
+def test_hwu64_records_carry_their_half_by_a_hash_of_the_utterance():
+    from pipeline.pii.evaluate import from_hwu64, is_tune_text
+
+    raw = [{"text": f"call person number {i}", "intent": "email_query", "entities": []} for i in range(200)]
+    recs = from_hwu64(raw) + from_hwu64([{"text": "CALL PERSON NUMBER 7 ", "intent": "x", "entities": []}])
+    assert {r["split"] for r in recs} == {"tune", "held_out"}
+    assert 70 < sum(r["split"] == "tune" for r in recs[:200]) < 130
+    assert recs[-1]["split"] == recs[7]["split"]  # a copy in another case lands in the same half
+    assert all(r["split"] == ("tune" if is_tune_text(r["full_text"]) else "held_out") for r in recs)

@@ -27,7 +27,9 @@ uses for its overlap threshold): spans are compared through the word tokens they
 Per-entity recall is per data entity name; per-entity precision is that of the type it maps to.
 
 Tune / held-out: templates are split deterministically by a hash of the template id (70% tune, 30%
-held-out). Patterns and heuristics were developed on the tune templates only.
+held-out). Patterns and heuristics were developed on the tune templates only. HWU64 has no templates: its
+utterances are split in two halves by a hash of the lower-cased utterance (``split`` on each record), rules
+were developed on the tune half, and both halves are reported beside the whole file.
 """
 from __future__ import annotations
 
@@ -73,8 +75,11 @@ PRESIDIO_TO_OURS = {"PERSON": "PERSON", "LOCATION": "LOCATION", "ORGANIZATION": 
                     "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "URL": "URL"}
 STRUCTURED_DATA_TYPES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"]
 TUNE_SHARE = 0.70
+TEXT_TUNE_SHARE = 0.50  # HWU64: half the utterances to develop on, half held out
 SPAN_COVERAGE = 0.75
 TARGETS = {"recall": 0.90, "precision": 0.80, "structured_recall": 0.99}
+# HWU64 (records with a ``split``): recall per data entity, and the most placeholders in clean utterances
+HWU64_TARGETS = {"PERSON": 0.85, "GPE": 0.70, "EMAIL_ADDRESS": 0.95, "false_mask": 0.02}
 _TOKEN = re.compile(r"\w+")
 
 
@@ -85,6 +90,13 @@ def default_data_path() -> Path:
 def is_tune_template(template_id: int) -> bool:
     h = hashlib.sha256(f"tunegate-pii-split:{template_id}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < TUNE_SHARE
+
+
+def is_tune_text(text: str) -> bool:
+    """The tune half of a file without templates, by a hash of the lower-cased text (a copy of an
+    utterance lands in the same half)."""
+    h = hashlib.sha256(f"tunegate-pii-text-split:{text.strip().lower()}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < TEXT_TUNE_SHARE
 
 
 def validate_records(records) -> None:
@@ -108,13 +120,14 @@ def validate_records(records) -> None:
 def from_hwu64(recs: list[dict]) -> list[dict]:
     """HWU64 annotated utterances as records: the person, place and e-mail spans under the names above;
     the other 40 slot types (date, business_name, ...) are left out (not personal data); ``label`` is the
-    intent, whose words are the row's label words."""
+    intent, whose words are the row's label words; ``split`` is the half (``is_tune_text``)."""
     out = []
     for r in recs:
         spans = [{"entity_type": HWU64_TO_DATA[e["entity"]], "entity_value": e.get("value", ""),
                   "start_position": int(e["start"]), "end_position": int(e["end"])}
                  for e in r.get("entities", []) if e.get("entity") in HWU64_TO_DATA]
-        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", "")})
+        out.append({"full_text": r["text"], "spans": spans, "label": r.get("intent", ""),
+                    "split": "tune" if is_tune_text(r["text"]) else "held_out"})
     return out
 
 
@@ -311,6 +324,13 @@ def targets_met(res: dict) -> bool:
     return all(o[k] is None or o[k] >= v for k, v in TARGETS.items())
 
 
+def hwu64_targets_met(res: dict) -> bool:
+    """The HWU64 targets (``HWU64_TARGETS``) on one result with its ``masking_quality``."""
+    per = res["per_entity"]
+    ok = all(per.get(k, {}).get("recall", 0.0) >= v for k, v in HWU64_TARGETS.items() if k != "false_mask")
+    return ok and res["masking_quality"]["false_mask"]["share"] <= HWU64_TARGETS["false_mask"]
+
+
 def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int] | None = None) -> dict:
     """Token-level precision/recall/F2 per entity and overall (see the module docstring for the rule)."""
     records = load_records(data_path, templates)
@@ -325,7 +345,8 @@ def evaluate(data_path=None, masker: Analyzer | None = None, templates: set[int]
 def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: list[dict] | None = None) -> dict:
     """All templates at the top, tune and held-out templates under ``splits``; one analysis pass.
 
-    Records without a ``template_id`` (a user's own file) get the all-records figures only.
+    Records with a ``split`` instead (HWU64's utterance halves) are grouped by it, each half with its own
+    ``masking_quality``; records with neither (a user's own file) get the all-records figures only.
     """
     if records is None:
         records = load_records(data_path)
@@ -345,6 +366,12 @@ def evaluate_splits(data_path=None, masker: Analyzer | None = None, records: lis
             sel = [i for i, r in enumerate(records) if r["template_id"] in ids]
             out["splits"][name] = score_both([records[i] for i in sel], [preds[i] for i in sel], mapping)
             out["splits"][name]["templates"] = len(ids)
+    elif records and all("split" in r for r in records):
+        for name in ("tune", "held_out"):
+            sel = [i for i, r in enumerate(records) if r["split"] == name]
+            recs, ps = [records[i] for i in sel], [preds[i] for i in sel]
+            out["splits"][name] = score_both(recs, ps, mapping)
+            out["splits"][name]["masking_quality"] = masking_quality(recs, ps, masker)
     return out
 
 
@@ -383,17 +410,22 @@ def _table(title: str, res: dict):
     o, to = res["overall"], tok["overall"]
     tab.add_row("OVERALL (in scope)", "", _f(o['precision']), _f(o['recall']), _f(o['f2']),
                 str(o["support"]), _f(to['precision']), _f(to['recall']), style="bold")
-    tab.caption = (f"{res['records']} records, {res.get('templates', '?')} templates; span rule: "
+    units = f", {res['templates']} templates" if "templates" in res else ""
+    tab.caption = (f"{res['records']} records{units}; span rule: "
                    f"{res['rule']}; structured recall {_f(o['structured_recall'])}; any-mask recall "
                    f"{_f(o['masked_recall'])}")
     return tab
 
 
+def _quality(q: dict) -> str:
+    return "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items())
+
+
 def pii_eval_command(data: str | None, as_json: bool) -> int:
     """Print the evaluation tables (rich) or one JSON object.
 
-    Exit 0 if the span-level targets are met on all records and, when templates are known, on the
-    held-out templates; 1 if not; 2 if the file cannot be read.
+    Exit 0 if the span-level targets (HWU64: ``HWU64_TARGETS``) are met on all records and, when templates
+    or halves are known, on the held-out part; 1 if not; 2 if the file cannot be read.
     """
     try:
         records = load_records(data)
@@ -403,8 +435,9 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         return 2
     res = evaluate_splits(records=records)
     judged = [res] + ([res["splits"]["held_out"]] if "held_out" in res["splits"] else [])
-    ok = all(targets_met(r) for r in judged)
-    res["targets"] = dict(TARGETS)
+    hwu = all("split" in r for r in records)
+    ok = all(hwu64_targets_met(r) if hwu else targets_met(r) for r in judged)
+    res["targets"] = dict(HWU64_TARGETS if hwu else TARGETS)
     res["targets_met"] = ok
     if as_json:
         print(json.dumps(res, sort_keys=True))
@@ -415,13 +448,20 @@ def pii_eval_command(data: str | None, as_json: bool) -> int:
         if not con.is_terminal:  # piped or redirected: wide enough that no column is cut
             con = Console(width=120)
         con.print(_table("PII detection, all records", res))
-        for key, title in (("tune", "tune templates"), ("held_out", "held-out templates")):
+        unit = "templates" if "templates" in res else "half"
+        for key, title in (("tune", f"tune {unit}"), ("held_out", f"held-out {unit}")):
             if key in res["splits"]:
                 con.print(_table(f"PII detection, {title}", res["splits"][key]))
-        q = res.get("masking_quality", {})
-        con.print("masking quality: " + "; ".join(f"{k} {v['share']:.2%} ({v})" for k, v in q.items()))
-        con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
-                  f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
+                if "masking_quality" in res["splits"][key]:
+                    con.print(f"masking quality, {title}: " + _quality(res["splits"][key]["masking_quality"]))
+        con.print("masking quality: " + _quality(res.get("masking_quality", {})))
+        if hwu:
+            con.print(f"HWU64 targets (recall: person >= {HWU64_TARGETS['PERSON']}, place >= {HWU64_TARGETS['GPE']}, "
+                      f"e-mail >= {HWU64_TARGETS['EMAIL_ADDRESS']}; placeholders in clean utterances <= "
+                      f"{HWU64_TARGETS['false_mask']:.0%}), whole file and held-out half: {'met' if ok else 'NOT met'}")
+        else:
+            con.print(f"span-level targets (recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
+                      f"structured recall >= {TARGETS['structured_recall']}): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
 

@@ -36,9 +36,10 @@ from typing import Iterable, Iterator, Sequence
 
 from pipeline.config import MaskingSpec
 from pipeline.pii.recognizers import _NOT_NAMES as _NOT_NAME_WORDS, CURRENCY_AFTER, build_recognizers
+from pipeline.pii.recognizers.common import mostly_lower
 from pipeline.pii.recognizers.places.gazetteer import LOWER_CITY_SCORE
 from pipeline.pii.recognizers.ru.natasha_ner import has_cyrillic
-from pipeline.pii.vocabulary import common_words, label_words
+from pipeline.pii.vocabulary import RECURRING_MIN_TICKETS, common_words, label_words, word_counts
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,21 @@ withdrawal withdraw deposit pending declined statement salary currency beneficia
 NAMES_AMONG_COMMON_WORDS = frozenset({"bill", "max", "may", "hope", "will", "hill", "swift", "price", "banks",
                                       "don", "mark"})
 _NAME_TYPES_ALL = ("PERSON", "LOCATION", "NRP", "ORGANIZATION")
+# the names people call voice assistants by ("siri what does survey mean", "hi olly"): products, never a person
+ASSISTANT_NAMES = frozenset({"siri", "alexa", "cortana", "olly", "bixby", "google", "jarvis"})
 
 
 NER_WINDOW = 4  # whitespace-separated chunks of context either side of a candidate word
+
+
+def _english_only(value: str) -> bool:
+    """Every word of the value is an English word: a place found only in a Capitalised copy ("travel to
+    Location a", "not Answering at 780-...") is then a word, not a name (the lower-case gazetteer reads
+    the text itself)."""
+    from pipeline.pii.recognizers.names.lexicon import is_english_word
+
+    ws = re.findall(r"[^\W\d_]+", value.lower())
+    return bool(ws) and all(is_english_word(w) for w in ws)
 
 
 def _url_plausible(text: str, s: int, e: int) -> bool:
@@ -160,6 +173,7 @@ class Masker:
         self.spec = spec or MaskingSpec()
         self._label_words = label_words(taxonomy)
         self._common: frozenset[str] | None = None
+        self._recurring: frozenset[str] | None = None  # None: not learnt here, no unknown-word names
         if vocabulary is not None:
             self.fit_vocabulary(vocabulary)
         if salt is None:
@@ -168,10 +182,11 @@ class Masker:
         import spacy
 
         self.nlp = spacy.load(SPACY_MODEL, exclude=NER_ONLY_EXCLUDE)
-        self.recognizers = build_recognizers()
-        from pipeline.pii.recognizers.names.lexicon import given_names, surnames
+        self.recognizers = build_recognizers(generic_places=self.spec.mask_generic_places)
+        from pipeline.pii.recognizers.names.lexicon import given_names, lower_text_names, surnames
 
         self._name_words = given_names() | surnames()
+        self._lower_name_words = lower_text_names()[1]
         self._stop = _stop_words()
         self._cache: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._cache_size = cache_size
@@ -187,14 +202,16 @@ class Masker:
 
     def fit_vocabulary(self, texts: Iterable[str]) -> None:
         """Learn the common words of the user's data (``pipeline.pii.vocabulary``); clears the cache."""
-        self._common = common_words(texts, self.spec.common_word_min_share, self.spec.common_word_min_tickets)
+        counts = word_counts(texts)
+        self._common = common_words((), self.spec.common_word_min_share, self.spec.common_word_min_tickets, counts)
+        self._recurring = common_words((), 0.0, RECURRING_MIN_TICKETS, counts)
         if hasattr(self, "_cache"):
             self._cache.clear()
 
     def not_name_words(self) -> frozenset[str]:
         """Words never a person on their own: common words of the data (less a few given names), label
         words, and ``MaskingSpec.not_name_words``."""
-        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | \
+        return ((self._common or frozenset()) - NAMES_AMONG_COMMON_WORDS) | self._label_words | ASSISTANT_NAMES | \
             {w.lower() for w in self.spec.not_name_words}
 
     def __repr__(self) -> str:  # never show the salt
@@ -213,7 +230,7 @@ class Masker:
         has_digit = any(c.isdigit() for c in text)
         gates = {"digit": has_digit, "upper": not text.islower(), "dotword": _DOT_WORD.search(text) is not None,
                  "ip": has_digit and ("." in text or ":" in text), "email": _EMAILISH.search(text) is not None,
-                 "cyrillic": has_cyrillic(text)}
+                 "cyrillic": has_cyrillic(text), "lower": mostly_lower(text)}
         out = []
         for g in self.recognizers:
             if g.needs in gates:
@@ -337,11 +354,24 @@ class Masker:
                     (label in ("LOCATION", "NRP") and _COORD_CURRENCY.match(text, e)):
                 continue
             words = re.findall(r"[^\W\d_]+", val.lower())
-            if keep is not None and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
+            if keep is not None and len(words) > 1 and any(w in self._stop for w in words):
+                continue  # "Raise the Lights to Max": a name from a Capitalised copy holds no stop word
+            if keep is not None and not text[s].isupper() and (any(w in _REQUEST_WORDS or (len(w) > 5 and w.endswith("ing")) for w in words)
                                      or (words and all(w in self._not_name for w in words))
-                                     or not any(w in self._name_words for w in words)):
-                continue  # a "name" from a Capitalised copy must hold a known given name or surname
+                                     or not (any(w in self._lower_name_words for w in words) or
+                                             (len(words) <= 2 and all(self._unknown_word(w) or
+                                                                      w in self._lower_name_words for w in words)))):
+                continue  # a "name" the copy Capitalised must hold a known name word, or be rare unknown words
             acc.append((label, s, e, NER_SCORE if keep is None else TITLECASE_SCORE))
+
+    def _unknown_word(self, w: str) -> bool:
+        """A word that is no English word, no stop word and rare in the data ("einstein", "joose"; not
+        "wemo" or "playlist", which recur): with ``MaskingSpec.lower_case_rare_names`` a name NER finds in a
+        Capitalised copy may rest on it."""
+        from pipeline.pii.recognizers.names.lexicon import is_english_word
+
+        return self.spec.lower_case_rare_names and self._recurring is not None and len(w) > 3 and w not in self._recurring and \
+            w not in self._stop and w not in self._not_name and not is_english_word(w)
 
     def _resolve(self, text: str, spans: list[tuple[str, int, int, float]]) -> list[tuple[str, int, int]]:
         thr = self.spec.score_threshold
@@ -403,7 +433,8 @@ class Masker:
             # the address and place rules lean on capitals too: a text with none (or its lower-case
             # copy) also lends them its Capitalised copy, for places only
             if tc is not None:
-                pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION"]
+                pattern = pattern + [p for p in self._pattern_spans(tc) if p[0] == "LOCATION" and
+                                     not _english_only(tc[p[1]:p[2]])]
             out.append(self._resolve(t, self._drop_vocabulary_names(t, _reconcile(pattern, n))))
         return out
 
@@ -494,10 +525,15 @@ def _reconcile(pattern: list[tuple[str, int, int, float]], ner: list[tuple[str, 
     """NER type confusions the rules can settle: an unknown single word NER calls a place but a person cue
     or a surname shape points at ("my kid Alina", "starring Adamska") is a person; a name NER calls a
     person that a location cue or an address covers, and no person cue points at, is a place (a known
-    place from the gazetteer, score 0.9, wins over NER anyway)."""
+    place from the gazetteer, score 0.9, wins over NER anyway); a lower-case city inside a person span of
+    the rules is part of the name."""
     persons = [p for p in pattern if p[0] == "PERSON"]
     places = [p for p in pattern if p[0] == "LOCATION" and p[3] >= 0.9]
-    out = list(pattern)
+    # a lower-case city name inside a longer name or under a person cue ("borna jerković", "everyone calls
+    # me borna") is the name; a lone given name that is also a city ("time in austin") stays a place
+    out = [p for p in pattern if not (p[0] == "LOCATION" and p[3] == LOWER_CITY_SCORE and
+                                      any(ps <= p[1] and pe >= p[2] and (pe - ps > p[2] - p[1] or sc > 0.5)
+                                          for _, ps, pe, sc in persons))]
     cue_places = [p for p in pattern if p[0] == "LOCATION" and p[3] < 0.9]
     for t, s, e, sc in ner:
         if t == "LOCATION" and any(ps < e and pe > s for _, ps, pe, _ in persons) and \

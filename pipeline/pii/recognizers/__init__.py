@@ -5,10 +5,11 @@ Layout (the folder tree is the list of what is covered):
   groups shared by the checksum recognizers, a chunk-scoped wrapper for Presidio's URL pattern;
 - ``kz/``: Kazakh IIN/BIN;
 - ``names/``: names after cue phrases, names with post-Soviet surname endings (Latin and Cyrillic),
-  lower-case names with such endings, lower-case given names from a lexicon;
+  lower-case names with such endings, lower-case given names from a lexicon, lower-case names after cue phrases;
 - ``ru/``: Russian names and places from natasha's offline NER (slovnet);
-- ``addresses/``: street lines, whole postal addresses, street corners, postcodes;
-- ``places/``: a gazetteer of countries, states and cities, places after location cues.
+- ``addresses/``: street lines, whole postal addresses, street corners, postcodes, lower-case street names;
+- ``places/``: a gazetteer of countries, states and cities, places after location cues, generic places
+  (downtown, airports, stations; optional).
 
 Every recognizer is a Presidio ``EntityRecognizer`` so the set can also be plugged into an
 ``AnalyzerEngine``. Check digits live in ``pipeline.pii.checksums`` (one implementation; the leak guard has
@@ -31,6 +32,7 @@ from pipeline.pii.checksums import iban_ok, kz_bin_ok, kz_control_ok, kz_iin_ok,
 from pipeline.pii.recognizers.addresses.block import AddressBlockRecognizer, extend_address
 from pipeline.pii.recognizers.addresses.corner import CornerRecognizer
 from pipeline.pii.recognizers.addresses.postcode import PostcodeRecognizer
+from pipeline.pii.recognizers.addresses.lower_street import LowerStreetRecognizer
 from pipeline.pii.recognizers.addresses.street import AddressRecognizer
 from pipeline.pii.recognizers.common import CURRENCY_AFTER, NOT_NAMES, has_context
 from pipeline.pii.recognizers.generic.card import CardRecognizer
@@ -40,19 +42,22 @@ from pipeline.pii.recognizers.generic.iban import IbanMod97Recognizer
 from pipeline.pii.recognizers.generic.ip import IpAddressRecognizer
 from pipeline.pii.recognizers.generic.phone import PhonePatternRecognizer
 from pipeline.pii.recognizers.kz.iin_bin import KzIinBinRecognizer
+from pipeline.pii.recognizers.names.capitalised_given import CapitalisedGivenNameRecognizer
 from pipeline.pii.recognizers.names.cue import CueNameRecognizer
+from pipeline.pii.recognizers.names.lower_cue import LowerCueNameRecognizer
 from pipeline.pii.recognizers.names.lower_given_name import LowerGivenNameRecognizer
 from pipeline.pii.recognizers.names.lower_surname import LowerSurnameRecognizer
 from pipeline.pii.recognizers.names.slavic_turkic import SlavicTurkicNameRecognizer
 from pipeline.pii.recognizers.places.gazetteer import GazetteerLocationRecognizer
+from pipeline.pii.recognizers.places.generic import GenericPlaceRecognizer
 from pipeline.pii.recognizers.places.location_cue import LocationCueRecognizer
 from pipeline.pii.recognizers.ru.natasha_ner import NatashaNerRecognizer
 
 _NOT_NAMES = NOT_NAMES  # the name the masker imports
 
-__all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
-           "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer",
-           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
+__all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CapitalisedGivenNameRecognizer", "CardRecognizer", "ChunkScopedRecognizer", "CornerRecognizer",
+           "CueNameRecognizer", "CURRENCY_AFTER", "GatedRecognizer", "GazetteerLocationRecognizer", "GenericPlaceRecognizer",
+           "IbanMod97Recognizer", "IpAddressRecognizer", "KzIinBinRecognizer", "LocationCueRecognizer", "LowerCueNameRecognizer", "LowerStreetRecognizer", "LowerGivenNameRecognizer", "NatashaNerRecognizer", "LowerSurnameRecognizer",
            "NOT_NAMES", "PhonePatternRecognizer", "PostcodeRecognizer", "SlavicTurkicNameRecognizer",
            "SpokenEmailRecognizer", "build_recognizers", "extend_address", "has_context", "iban_ok", "kz_bin_ok",
            "kz_control_ok", "kz_iin_ok", "luhn_ok"]
@@ -62,11 +67,13 @@ __all__ = ["AddressBlockRecognizer", "AddressRecognizer", "CardRecognizer", "Chu
 class GatedRecognizer:
     recognizer: EntityRecognizer
     entities: list[str]
-    needs: str  # "digit", "upper" (an upper-case letter), "dotword" (a dot before a letter), "ip", a substring, or ""
+    needs: str  # "digit", "upper" (an upper-case letter), "dotword" (a dot before a letter), "ip", "lower"
+    # (``mostly_lower``), a substring, or ""
 
 
-def build_recognizers() -> list[GatedRecognizer]:
-    """Recognizers run by the masker on every text, with the cheap necessary condition for each."""
+def build_recognizers(generic_places: bool = False) -> list[GatedRecognizer]:
+    """Recognizers run by the masker on every text, with the cheap necessary condition for each;
+    ``generic_places`` adds downtown, airports, malls and stations (``MaskingSpec.mask_generic_places``)."""
     # Presidio's EntityRecognizer.__init__ calls load(): constructing a recognizer is enough
     cue = CueNameRecognizer()
     slav = SlavicTurkicNameRecognizer()
@@ -93,8 +100,11 @@ def build_recognizers() -> list[GatedRecognizer]:
         GatedRecognizer(gaz, ["LOCATION"], ""),
         GatedRecognizer(loc, ["LOCATION"], ""),
         GatedRecognizer(CornerRecognizer(), ["LOCATION"], "orner"),
+        GatedRecognizer(LowerStreetRecognizer(), ["LOCATION"], "lower"),
         GatedRecognizer(slav, ["PERSON"], "upper"),
+        GatedRecognizer(CapitalisedGivenNameRecognizer(), ["PERSON"], "upper"),
         GatedRecognizer(lower_sur, ["PERSON"], ""),
-        GatedRecognizer(lower_given, ["PERSON"], ""),
+        GatedRecognizer(lower_given, ["PERSON"], "lower"),
+        GatedRecognizer(LowerCueNameRecognizer(), ["PERSON"], "lower"),
         GatedRecognizer(NatashaNerRecognizer(), ["PERSON", "LOCATION"], "cyrillic"),
-    ]
+    ] + ([GatedRecognizer(GenericPlaceRecognizer(), ["LOCATION"], "")] if generic_places else [])

