@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DATA_DIR, DedupSpec, SplitSpec
+from pipeline.data.dedup import NearDupIndex
 from pipeline.data.splits import assign_splits, cross_split_pairs
 from pipeline.pii.leak_guard import scan_residual, scan_residual_cached
 
@@ -71,5 +72,11 @@ def test_cross_split_check_on_new_rows_finds_what_the_full_check_finds(banking_s
     quick = cross_split_pairs(grown, DEDUP, SPEC.near_dup_threshold, checked=checked)
     assert len(full) >= 15  # every planted near-copy straddles two splits
     pd.testing.assert_frame_equal(quick.reset_index(drop=True), full.reset_index(drop=True), check_dtype=False)
+    # with the grouping's index of every row, only the new rows are encoded and they query it
+    index = NearDupIndex(DEDUP, threshold=SPEC.near_dup_threshold)
+    every = pd.concat([grown[s] for s in ("train", "val", "test")], ignore_index=True)
+    index.add(every["ticket_id"].tolist(), every["text"].tolist())
+    indexed = cross_split_pairs(grown, DEDUP, SPEC.near_dup_threshold, checked=checked, index=index)
+    pd.testing.assert_frame_equal(indexed.reset_index(drop=True), full.reset_index(drop=True), check_dtype=False)
     # nothing new: nothing to look at
     assert len(cross_split_pairs(tables, DEDUP, SPEC.near_dup_threshold, checked=checked)) == 0

@@ -46,24 +46,28 @@ class SplitResult:
     tables: dict[str, pd.DataFrame]  # train, val, test, held_out
     new_assignments: pd.DataFrame  # ticket_id, split, group_key, first_version (filled on publish), reason
     stats: dict
+    index: NearDupIndex | None = None  # the grouping's index of every split row (ticket ids as keys)
 
 
 def _hash(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.Series:
+def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float, out: dict | None = None) -> pd.Series:
     """Group key per ticket: connected components of near-duplicate template texts.
 
     The key is content-derived from the group's anchor: its earliest member (by `created_at` when the
     table has it, then by template text). New tickets arrive after the history, so a group that gains
     members in a refresh keeps the anchor, and the key, that it had before; a full rebuild of the same
-    tickets finds the same anchor."""
+    tickets finds the same anchor. `out["index"]` receives the index of the tickets, for the cross-split check."""
     n = len(df)
     if n == 0:
         return pd.Series([], dtype=object)
     index = NearDupIndex(dedup, threshold=threshold)
-    index.add(list(df["ticket_id"]), list(df["text"]))
+    templ = [normalize_template(t) for t in df["text"]]  # once: the index and the anchors both use them
+    index.add_templates([str(k) for k in df["ticket_id"]], templ)
+    if out is not None:
+        out["index"] = index
     pairs = index.self_pairs()
     if pairs:
         i, j, _ = zip(*pairs)
@@ -71,7 +75,7 @@ def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.
         _, comp = connected_components(graph, directed=False)
     else:
         comp = np.arange(n)
-    order = pd.DataFrame({"comp": comp, "t": df["text"].map(normalize_template).to_numpy(),
+    order = pd.DataFrame({"comp": comp, "t": np.array(templ, dtype=object),
                           "id": df["ticket_id"].astype(str).to_numpy()})
     by = ["comp", "t", "id"]
     if "created_at" in df.columns:
@@ -125,7 +129,8 @@ def pinning_stats(pinned: pd.DataFrame) -> dict:
 def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec) -> SplitResult:
     """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out."""
     df = df.reset_index(drop=True).copy()
-    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold)
+    built: dict = {}
+    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold, out=built)
     prev = previous.set_index("ticket_id") if len(previous) else pd.DataFrame(columns=["split", "reason"])
     df["split"] = df["ticket_id"].map(prev["split"]).astype(object)
     # a kept ticket keeps its stored reason too, so an unchanged input gives an unchanged version
@@ -179,7 +184,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         "max_ratio_deviation": float(
             (balance.div(balance.sum(axis=1), axis=0) - pd.Series(ratios)).abs().max().max()) if len(balance) else 0.0,
     }
-    return SplitResult(tables=tables, new_assignments=new_assign, stats=stats)
+    return SplitResult(tables=tables, new_assignments=new_assign, stats=stats, index=built.get("index"))
 
 
 def class_balance(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -191,15 +196,17 @@ CROSS_COMBOS = (("test", "train"), ("test", "val"), ("val", "train"))
 
 
 def cross_split_pairs(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float,
-                      checked=None) -> pd.DataFrame:
+                      checked=None, index: NearDupIndex | None = None) -> pd.DataFrame:
     """Near-duplicate pairs between test and train/val, and between val and train (must be empty).
 
     `checked`: ticket ids whose pairs with each other are known to be clean (the rows of the latest
     published version, same split and same text, checked with the same settings). Only pairs with at
     least one other row are then looked for: the other rows are indexed once and every row queries them
-    (new x old and new x new), which finds the same pairs the full check finds outside checked x checked."""
+    (new x old and new x new), which finds the same pairs the full check finds outside checked x checked.
+    `index`: an index (same settings and threshold, ticket ids as keys) that holds at least every row of the
+    tables, e.g. `SplitResult.index`; the other rows then query it and nothing else is encoded."""
     if checked is not None:
-        return _cross_split_pairs_new(tables, dedup, threshold, set(checked))
+        return _cross_split_pairs_new(tables, dedup, threshold, set(checked), index)
     frames = []
     for a, b in CROSS_COMBOS:
         pairs = cross_pairs(tables[a], tables[b], dedup, threshold=threshold)
@@ -211,21 +218,25 @@ def cross_split_pairs(tables: dict[str, pd.DataFrame], dedup: DedupSpec, thresho
 
 
 def _cross_split_pairs_new(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float,
-                           checked: set) -> pd.DataFrame:
+                           checked: set, index: NearDupIndex | None = None) -> pd.DataFrame:
     cols = ["ticket_id_a", "ticket_id_b", "jaccard", "split_a", "split_b"]
     rows = pd.concat([tables[s][["ticket_id", "text"]].assign(split=s) for s in SPLITS], ignore_index=True)
     rows["ticket_id"] = rows["ticket_id"].astype(str)
     new = rows[~rows["ticket_id"].isin(checked)]
     if new.empty:
         return pd.DataFrame(columns=cols)
-    index = NearDupIndex(dedup, threshold=threshold)
-    index.add(new["ticket_id"].tolist(), new["text"].tolist())
+    if index is None:  # the new rows indexed, every row queries them
+        index = NearDupIndex(dedup, threshold=threshold)
+        index.add(new["ticket_id"].tolist(), new["text"].tolist())
+        query = rows
+    else:  # every row indexed already: only the new rows query it
+        query = new
     split_of = dict(zip(rows["ticket_id"], rows["split"]))
     order = {c: k for k, c in enumerate(CROSS_COMBOS)}
     found = {}
-    for kb, sb, hits in zip(rows["ticket_id"], rows["split"], index.query_scored(rows["text"].tolist())):
+    for kb, sb, hits in zip(query["ticket_id"], query["split"], index.query_scored(query["text"].tolist())):
         for ka, j in hits:
-            sa = split_of[ka]
+            sa = split_of.get(ka)  # None: a held-out row of the index
             for (x, sx), (y, sy) in (((ka, sa), (kb, sb)), ((kb, sb), (ka, sa))):
                 if (sx, sy) in order:
                     found[(x, y)] = (x, y, j, sx, sy)

@@ -248,7 +248,7 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     result.stats.update(pinning_stats(labelled))
     tables = result.tables
     check_key, checked = _checked_rows(cfg, catalog, tables)
-    leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold, checked=checked)
+    leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold, checked=checked, index=result.index)
     meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks),
             "cross_split_check": "all pairs" if checked is None else
             f"pairs with the {sum(len(tables[s]) for s in ('train', 'val', 'test')) - len(checked)} rows not in "
