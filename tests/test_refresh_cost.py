@@ -80,3 +80,39 @@ def test_cross_split_check_on_new_rows_finds_what_the_full_check_finds(banking_s
     pd.testing.assert_frame_equal(indexed.reset_index(drop=True), full.reset_index(drop=True), check_dtype=False)
     # nothing new: nothing to look at
     assert len(cross_split_pairs(tables, DEDUP, SPEC.near_dup_threshold, checked=checked)) == 0
+
+
+@pytest.mark.slow
+def test_a_refresh_through_the_steps_scans_and_checks_only_the_new_tickets(tmp_path, monkeypatch):
+    """A generated Banking77 history (99% first, then the last day as the refresh), through every data step."""
+    from pipeline.config import load_config
+    from pipeline.data import steps
+    from pipeline.data.sample.scale import generate_history, write_landing
+
+    monkeypatch.setenv("TUNEGATE_WAREHOUSE", str(tmp_path))
+    hist = generate_history(2000, seed=3, days=20)
+    last_day = sorted(write_landing(hist, tmp_path / "all"))[-1]
+    for f in sorted((tmp_path / "all").iterdir())[:-1]:
+        (tmp_path / "landing").mkdir(exist_ok=True)
+        f.rename(tmp_path / "landing" / f.name)
+    cfg = load_config(None)
+    first = steps.run_data_half(cfg)
+    assert first[1].meta["leak_guard_cache"]["texts_from_cache"] == 0
+    assert first[4].meta["cross_split_check"] == "all pairs"
+
+    last_day.rename(tmp_path / "landing" / last_day.name)
+    n_new = len(pd.read_parquet(tmp_path / "landing" / last_day.name))
+    refresh = steps.run_data_half(cfg)
+    guard = refresh[1].meta["leak_guard_cache"]
+    assert 0 < guard["texts_scanned"] <= n_new and guard["texts_from_cache"] >= refresh[1].meta["rows_in"] - n_new
+    meta = refresh[4].meta
+    assert meta["cross_split_near_duplicates"] == 0 and meta["cross_split_check"].startswith("pairs with the ")
+    assert 0 < int(meta["cross_split_check"].split()[3]) <= n_new
+    # the restricted check finds what the full check finds on the published tables: nothing
+    tables = {s: steps.read_split(cfg, refresh[4].version, s) for s in ("train", "val", "test")}
+    assert len(cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)) == 0
+    # a re-run of the refresh changes nothing and has nothing new to check
+    again = steps.run_data_half(cfg)
+    assert [o.version for o in again] == [o.version for o in refresh]
+    assert again[1].meta["leak_guard_cache"]["texts_scanned"] == 0
+    assert again[4].meta["cross_split_check"].startswith("pairs with the 0 rows")
