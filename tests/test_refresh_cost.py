@@ -116,3 +116,20 @@ def test_a_refresh_through_the_steps_scans_and_checks_only_the_new_tickets(tmp_p
     assert [o.version for o in again] == [o.version for o in refresh]
     assert again[1].meta["leak_guard_cache"]["texts_scanned"] == 0
     assert again[4].meta["cross_split_check"].startswith("pairs with the 0 rows")
+
+
+def test_stored_templates_are_the_normalised_texts_and_only_unseen_texts_are_normalised(tmp_path, monkeypatch):
+    from pipeline.data import dedup
+    from pipeline.data.template_cache import templates
+
+    texts = pd.read_csv(DATA_DIR / "banking77" / "train.csv")["text"].tolist()[:800]
+    truth = [dedup.normalize_template(t) for t in texts]
+    assert templates(texts[:600], tmp_path) == truth[:600]
+    calls = []
+    real = dedup.normalize_template
+    monkeypatch.setattr(dedup, "normalize_template", lambda t: calls.append(t) or real(t))
+    assert templates(texts, tmp_path) == truth
+    assert set(calls) == set(texts[600:]) - set(texts[:600])
+    for p in tmp_path.glob("*/part-*.parquet"):
+        p.write_bytes(b"damaged")
+    assert templates(texts, tmp_path) == truth

@@ -36,7 +36,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline.config import DedupSpec, SplitSpec
-from pipeline.data.dedup import NearDupIndex, cross_pairs, normalize_template
+from pipeline.data.dedup import NearDupIndex, cross_pairs
+from pipeline.data.template_cache import templates
 
 SPLITS = ("train", "val", "test")
 
@@ -53,7 +54,8 @@ def _hash(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float, out: dict | None = None) -> pd.Series:
+def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float, out: dict | None = None,
+                    template_cache=None) -> pd.Series:
     """Group key per ticket: connected components of near-duplicate template texts.
 
     The key is content-derived from the group's anchor: its earliest member (by `created_at` when the
@@ -64,7 +66,7 @@ def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float, out: d
     if n == 0:
         return pd.Series([], dtype=object)
     index = NearDupIndex(dedup, threshold=threshold)
-    templ = [normalize_template(t) for t in df["text"]]  # once: the index and the anchors both use them
+    templ = templates(df["text"].tolist(), template_cache)  # once: the index and the anchors both use them
     index.add_templates([str(k) for k in df["ticket_id"]], templ)
     if out is not None:
         out["index"] = index
@@ -126,11 +128,14 @@ def pinning_stats(pinned: pd.DataFrame) -> dict:
             "representatives_following_published": int((rep & follows).sum())}
 
 
-def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec) -> SplitResult:
-    """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out."""
+def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec,
+                  template_cache=None) -> SplitResult:
+    """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out.
+
+    `template_cache`: a folder keeping the templates of masked texts already seen (`pipeline.data.template_cache`)."""
     df = df.reset_index(drop=True).copy()
     built: dict = {}
-    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold, out=built)
+    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold, out=built, template_cache=template_cache)
     prev = previous.set_index("ticket_id") if len(previous) else pd.DataFrame(columns=["split", "reason"])
     df["split"] = df["ticket_id"].map(prev["split"]).astype(object)
     # a kept ticket keeps its stored reason too, so an unchanged input gives an unchanged version

@@ -155,7 +155,8 @@ def _harmonise(raw: pd.DataFrame, results, masker, engine, cfg: TunegateConfig) 
     from pipeline.pii.masker import MaskResult
 
     h = harmonise(raw["text"].fillna("").astype(str).tolist(), [r.text for r in results], cfg.dedup,
-                  token=masker.token if engine.salted() else None)
+                  token=masker.token if engine.salted() else None,
+                  template_cache=cfg.warehouse_path / storage.RAW_ZONE / "template_cache")
     out = [r if not add else MaskResult(t, dict(Counter(r.counts) + add))
            for r, t, add in zip(results, h.texts, h.added)]
     return out, h.summary()
@@ -244,7 +245,8 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     if eligible.empty:
         raise ValueError(f"no labelled ticket is left to split ({len(labelled)} labelled rows, none with a taxonomy "
                          "label): check the quarantine and the label report of this run")
-    result = assign_splits(eligible, previous, cfg.splits, cfg.dedup)
+    result = assign_splits(eligible, previous, cfg.splits, cfg.dedup,
+                           template_cache=cfg.warehouse_path / "index" / "templates")
     result.stats.update(pinning_stats(labelled))
     tables = result.tables
     check_key, checked = _checked_rows(cfg, catalog, tables)
