@@ -142,18 +142,19 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
     df["reason"] = df["ticket_id"].map(prev["reason"]).astype(object)
     is_new = df["split"].isna()
 
-    # inherit or hold out, group by group
-    for key, members in df.groupby("group_key", sort=True):
-        known = set(members["split"].dropna()) - {"held_out"}
-        new = members.index[members["split"].isna()]
-        if not len(new) or not known:
-            continue
-        if len(known) > 1:
-            df.loc[new, ["split", "reason"]] = ["held_out", "bridges_splits"]
-        elif known == {"test"}:
-            df.loc[new, ["split", "reason"]] = ["held_out", "near_frozen_test"]
-        else:
-            df.loc[new, ["split", "reason"]] = [known.pop(), "inherited"]
+    # inherit or hold out, per group: the splits its kept members have (held_out aside)
+    kept = df.loc[df["split"].notna() & (df["split"] != "held_out"), ["group_key", "split"]].drop_duplicates()
+    known = kept.groupby("group_key")["split"].agg(["nunique", "first"])
+    new_groups = df.loc[is_new, "group_key"]
+    n_known = new_groups.map(known["nunique"]).fillna(0).astype(int)
+    one = new_groups.map(known["first"])
+    bridges = n_known.index[n_known > 1]
+    frozen = n_known.index[(n_known == 1) & (one == "test")]
+    inherit = n_known.index[(n_known == 1) & (one != "test")]
+    df.loc[bridges, ["split", "reason"]] = ["held_out", "bridges_splits"]
+    df.loc[frozen, ["split", "reason"]] = ["held_out", "near_frozen_test"]
+    df.loc[inherit, "split"] = one.loc[inherit]
+    df.loc[inherit, "reason"] = "inherited"
 
     # new groups: a pure function of the group's anchor, so a refresh gives what a full rebuild gives
     unassigned = df[df["split"].isna()]
