@@ -13,8 +13,11 @@ Refresh: a second warehouse is built from the first 99% of the history (by creat
 next to the full build of all N tickets (the first warehouse), with the warehouse sizes and the share
 of new tickets whose split is the one the full build gives them (and how many the refresh held out
 under the frozen-test rule, which a full rebuild cannot do). Dedup is incremental (the persisted
-index) and new groups get the split a full rebuild gives them; the label checks and the split stage's
-grouping and cross-split check still recompute everything, which the table shows.
+index), masking takes unseen texts only from the mask cache, the leak guard reads only masked texts it
+has not read, the label checks score only new rows, the stored templates spare the normalisation of
+seen texts, and the cross-split check looks only at pairs with a new row. Still over every ticket:
+the near-identical grouping inside masking and the split stage's grouping (MinHash and verification
+over all templates), which the table shows.
 
 `--skip-masking` replaces masking by a copy of the raw text (a benchmark-only shortcut, said so in
 the output): masking is the costliest stage and does not change the other stages' growth.

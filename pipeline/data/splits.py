@@ -36,7 +36,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline.config import DedupSpec, SplitSpec
-from pipeline.data.dedup import NearDupIndex, cross_pairs, normalize_template
+from pipeline.data.dedup import NearDupIndex, cross_pairs
+from pipeline.data.template_cache import templates
 
 SPLITS = ("train", "val", "test")
 
@@ -46,24 +47,29 @@ class SplitResult:
     tables: dict[str, pd.DataFrame]  # train, val, test, held_out
     new_assignments: pd.DataFrame  # ticket_id, split, group_key, first_version (filled on publish), reason
     stats: dict
+    index: NearDupIndex | None = None  # the grouping's index of every split row (ticket ids as keys)
 
 
 def _hash(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.Series:
+def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float, out: dict | None = None,
+                    template_cache=None) -> pd.Series:
     """Group key per ticket: connected components of near-duplicate template texts.
 
     The key is content-derived from the group's anchor: its earliest member (by `created_at` when the
     table has it, then by template text). New tickets arrive after the history, so a group that gains
     members in a refresh keeps the anchor, and the key, that it had before; a full rebuild of the same
-    tickets finds the same anchor."""
+    tickets finds the same anchor. `out["index"]` receives the index of the tickets, for the cross-split check."""
     n = len(df)
     if n == 0:
         return pd.Series([], dtype=object)
     index = NearDupIndex(dedup, threshold=threshold)
-    index.add(list(df["ticket_id"]), list(df["text"]))
+    templ = templates(df["text"].tolist(), template_cache)  # once: the index and the anchors both use them
+    index.add_templates([str(k) for k in df["ticket_id"]], templ)
+    if out is not None:
+        out["index"] = index
     pairs = index.self_pairs()
     if pairs:
         i, j, _ = zip(*pairs)
@@ -71,7 +77,7 @@ def template_groups(df: pd.DataFrame, dedup: DedupSpec, threshold: float) -> pd.
         _, comp = connected_components(graph, directed=False)
     else:
         comp = np.arange(n)
-    order = pd.DataFrame({"comp": comp, "t": df["text"].map(normalize_template).to_numpy(),
+    order = pd.DataFrame({"comp": comp, "t": np.array(templ, dtype=object),
                           "id": df["ticket_id"].astype(str).to_numpy()})
     by = ["comp", "t", "id"]
     if "created_at" in df.columns:
@@ -122,28 +128,33 @@ def pinning_stats(pinned: pd.DataFrame) -> dict:
             "representatives_following_published": int((rep & follows).sum())}
 
 
-def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec) -> SplitResult:
-    """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out."""
+def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, dedup: DedupSpec,
+                  template_cache=None) -> SplitResult:
+    """Split labelled, deduplicated tickets (ticket_id, text, label, ...) into train/val/test/held_out.
+
+    `template_cache`: a folder keeping the templates of masked texts already seen (`pipeline.data.template_cache`)."""
     df = df.reset_index(drop=True).copy()
-    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold)
+    built: dict = {}
+    df["group_key"] = template_groups(df, dedup, spec.near_dup_threshold, out=built, template_cache=template_cache)
     prev = previous.set_index("ticket_id") if len(previous) else pd.DataFrame(columns=["split", "reason"])
     df["split"] = df["ticket_id"].map(prev["split"]).astype(object)
     # a kept ticket keeps its stored reason too, so an unchanged input gives an unchanged version
     df["reason"] = df["ticket_id"].map(prev["reason"]).astype(object)
     is_new = df["split"].isna()
 
-    # inherit or hold out, group by group
-    for key, members in df.groupby("group_key", sort=True):
-        known = set(members["split"].dropna()) - {"held_out"}
-        new = members.index[members["split"].isna()]
-        if not len(new) or not known:
-            continue
-        if len(known) > 1:
-            df.loc[new, ["split", "reason"]] = ["held_out", "bridges_splits"]
-        elif known == {"test"}:
-            df.loc[new, ["split", "reason"]] = ["held_out", "near_frozen_test"]
-        else:
-            df.loc[new, ["split", "reason"]] = [known.pop(), "inherited"]
+    # inherit or hold out, per group: the splits its kept members have (held_out aside)
+    kept = df.loc[df["split"].notna() & (df["split"] != "held_out"), ["group_key", "split"]].drop_duplicates()
+    known = kept.groupby("group_key")["split"].agg(["nunique", "first"])
+    new_groups = df.loc[is_new, "group_key"]
+    n_known = new_groups.map(known["nunique"]).fillna(0).astype(int)
+    one = new_groups.map(known["first"])
+    bridges = n_known.index[n_known > 1]
+    frozen = n_known.index[(n_known == 1) & (one == "test")]
+    inherit = n_known.index[(n_known == 1) & (one != "test")]
+    df.loc[bridges, ["split", "reason"]] = ["held_out", "bridges_splits"]
+    df.loc[frozen, ["split", "reason"]] = ["held_out", "near_frozen_test"]
+    df.loc[inherit, "split"] = one.loc[inherit]
+    df.loc[inherit, "reason"] = "inherited"
 
     # new groups: a pure function of the group's anchor, so a refresh gives what a full rebuild gives
     unassigned = df[df["split"].isna()]
@@ -179,7 +190,7 @@ def assign_splits(df: pd.DataFrame, previous: pd.DataFrame, spec: SplitSpec, ded
         "max_ratio_deviation": float(
             (balance.div(balance.sum(axis=1), axis=0) - pd.Series(ratios)).abs().max().max()) if len(balance) else 0.0,
     }
-    return SplitResult(tables=tables, new_assignments=new_assign, stats=stats)
+    return SplitResult(tables=tables, new_assignments=new_assign, stats=stats, index=built.get("index"))
 
 
 def class_balance(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -187,13 +198,55 @@ def class_balance(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame({s: tables[s]["label"].value_counts().reindex(labels, fill_value=0) for s in SPLITS})
 
 
-def cross_split_pairs(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float) -> pd.DataFrame:
-    """Near-duplicate pairs between test and train/val, and between val and train (must be empty)."""
+CROSS_COMBOS = (("test", "train"), ("test", "val"), ("val", "train"))
+
+
+def cross_split_pairs(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float,
+                      checked=None, index: NearDupIndex | None = None) -> pd.DataFrame:
+    """Near-duplicate pairs between test and train/val, and between val and train (must be empty).
+
+    `checked`: ticket ids whose pairs with each other are known to be clean (the rows of the latest
+    published version, same split and same text, checked with the same settings). Only pairs with at
+    least one other row are then looked for: the other rows are indexed once and every row queries them
+    (new x old and new x new), which finds the same pairs the full check finds outside checked x checked.
+    `index`: an index (same settings and threshold, ticket ids as keys) that holds at least every row of the
+    tables, e.g. `SplitResult.index`; the other rows then query it and nothing else is encoded."""
+    if checked is not None:
+        return _cross_split_pairs_new(tables, dedup, threshold, set(checked), index)
     frames = []
-    for a, b in (("test", "train"), ("test", "val"), ("val", "train")):
+    for a, b in CROSS_COMBOS:
         pairs = cross_pairs(tables[a], tables[b], dedup, threshold=threshold)
         if len(pairs):
             pairs = pairs.assign(split_a=a, split_b=b)
             frames.append(pairs)
     cols = ["ticket_id_a", "ticket_id_b", "jaccard", "split_a", "split_b"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def _cross_split_pairs_new(tables: dict[str, pd.DataFrame], dedup: DedupSpec, threshold: float,
+                           checked: set, index: NearDupIndex | None = None) -> pd.DataFrame:
+    cols = ["ticket_id_a", "ticket_id_b", "jaccard", "split_a", "split_b"]
+    rows = pd.concat([tables[s][["ticket_id", "text"]].assign(split=s) for s in SPLITS], ignore_index=True)
+    rows["ticket_id"] = rows["ticket_id"].astype(str)
+    new = rows[~rows["ticket_id"].isin(checked)]
+    if new.empty:
+        return pd.DataFrame(columns=cols)
+    if index is None:  # the new rows indexed, every row queries them
+        index = NearDupIndex(dedup, threshold=threshold)
+        index.add(new["ticket_id"].tolist(), new["text"].tolist())
+        query = rows
+    else:  # every row indexed already: only the new rows query it
+        query = new
+    split_of = dict(zip(rows["ticket_id"], rows["split"]))
+    order = {c: k for k, c in enumerate(CROSS_COMBOS)}
+    found = {}
+    for kb, sb, hits in zip(query["ticket_id"], query["split"], index.query_scored(query["text"].tolist())):
+        for ka, j in hits:
+            sa = split_of.get(ka)  # None: a held-out row of the index
+            for (x, sx), (y, sy) in (((ka, sa), (kb, sb)), ((kb, sb), (ka, sa))):
+                if (sx, sy) in order:
+                    found[(x, y)] = (x, y, j, sx, sy)
+    out = pd.DataFrame(list(found.values()), columns=cols)
+    out["_c"] = [order[(a, b)] for a, b in zip(out["split_a"], out["split_b"])]
+    out = out.sort_values(["_c", "ticket_id_b", "ticket_id_a"], kind="mergesort")
+    return out[cols].reset_index(drop=True)

@@ -85,7 +85,7 @@ def step_raw_tickets(cfg: TunegateConfig, run_id: str | None = None) -> StepOutp
 # -- masked_tickets --------------------------------------------------------------------------------
 def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | None = None) -> StepOutput:
     from pipeline.engine import get_engine
-    from pipeline.pii.leak_guard import RESIDUAL_REASON
+    from pipeline.pii.leak_guard import RESIDUAL_REASON, scan_residual_cached
     from pipeline.pii.masker import Masker
 
     raw = _read(cfg, storage.RAW_ZONE, "raw_tickets", raw_version, "tickets")
@@ -116,7 +116,9 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
     by_type: Counter = Counter()
     for c in counts:
         by_type.update(c)
-    residual = engine.residual(masked["text"].tolist())
+    # the leak guard reads every masked text; one it has read before (same text, same guard) is not read again
+    residual, guard_info = scan_residual_cached(masked["text"].tolist(), cfg.warehouse_path / storage.RAW_ZONE
+                                                / "leak_guard_cache", scan=engine.residual)
     residual_rows = [{"ticket_id": t, "reason": RESIDUAL_REASON, "types": ",".join(sorted(set(types)))}
                      for t, types in zip(masked["ticket_id"], residual) if types]
     residual_by_type = Counter(t for row in residual_rows for t in row["types"].split(","))
@@ -142,6 +144,7 @@ def step_masked_tickets(cfg: TunegateConfig, raw_version: str, run_id: str | Non
         **_masking_quality(raw, results, masker, cfg, masked_now),
         "inconsistent_near_duplicates": consistency,
         "mask_cache": cache_info,
+        "leak_guard_cache": guard_info,
     }
     return _finish(cfg, "masked_tickets", storage.CLEAN_ZONE, {"tickets": masked, "quarantine": quarantine}, len(masked),
                    [("raw_tickets", raw_version)], run_id, meta)
@@ -152,7 +155,8 @@ def _harmonise(raw: pd.DataFrame, results, masker, engine, cfg: TunegateConfig) 
     from pipeline.pii.masker import MaskResult
 
     h = harmonise(raw["text"].fillna("").astype(str).tolist(), [r.text for r in results], cfg.dedup,
-                  token=masker.token if engine.salted() else None)
+                  token=masker.token if engine.salted() else None,
+                  template_cache=cfg.warehouse_path / storage.RAW_ZONE / "template_cache")
     out = [r if not add else MaskResult(t, dict(Counter(r.counts) + add))
            for r, t, add in zip(results, h.texts, h.added)]
     return out, h.summary()
@@ -241,11 +245,16 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
     if eligible.empty:
         raise ValueError(f"no labelled ticket is left to split ({len(labelled)} labelled rows, none with a taxonomy "
                          "label): check the quarantine and the label report of this run")
-    result = assign_splits(eligible, previous, cfg.splits, cfg.dedup)
+    result = assign_splits(eligible, previous, cfg.splits, cfg.dedup,
+                           template_cache=cfg.warehouse_path / "index" / "templates")
     result.stats.update(pinning_stats(labelled))
     tables = result.tables
-    leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold)
-    meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks)}
+    check_key, checked = _checked_rows(cfg, catalog, tables)
+    leaks = cross_split_pairs(tables, cfg.dedup, cfg.splits.near_dup_threshold, checked=checked, index=result.index)
+    meta = {**_json_safe(result.stats), "cross_split_near_duplicates": len(leaks),
+            "cross_split_check": "all pairs" if checked is None else
+            f"pairs with the {sum(len(tables[s]) for s in ('train', 'val', 'test')) - len(checked)} rows not in "
+            f"the latest published version"}
     out = _finish(cfg, "dataset_splits", storage.CLEAN_ZONE, tables, int(sum(result.stats["sizes"].values())),
                   [("labelled_tickets", labelled_version)], run_id, meta)
     if len(leaks) == 0:  # never publish a leaking split: the blocking check fails the run instead
@@ -265,9 +274,38 @@ def step_dataset_splits(cfg: TunegateConfig, labelled_version: str, raw_version:
             previous = None
         catalog.publish_dataset(out.version, out.path, cfg.data_hash(), result.stats["sizes"], assignments, lineage,
                                 parent_version=previous if previous != out.version else None, run_id=run_id,
-                                meta=meta)
+                                meta={**meta, "cross_split_key": check_key})
     out.meta = {**meta, "leak_pairs_preview": leaks.head(20).to_dict("records")}
     return out
+
+
+def _checked_rows(cfg: TunegateConfig, catalog: Catalog, tables: dict) -> tuple[str, set | None]:
+    """The settings key of the cross-split check, and the rows whose pairs with each other it need not
+    look at again: rows of the latest published version (which passed the check under the same key) with
+    the same split and the same text. None (check everything) when there is no such version."""
+    from pipeline.code_version import code_version
+
+    key = hashlib.sha256(json.dumps({"dedup": cfg.dedup.model_dump(mode="json"),
+                                     "threshold": cfg.splits.near_dup_threshold,
+                                     "code": [code_version("dataset_splits"), code_version("deduplicated_tickets")]},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    try:
+        latest = catalog.dataset_version("latest")
+    except LookupError:
+        return key, None
+    meta = latest.get("meta")
+    meta = json.loads(meta) if isinstance(meta, str) else (meta or {})
+    if meta.get("cross_split_key") != key:
+        return key, None
+    try:
+        old = pd.concat([read_split(cfg, latest["version"], s)[["ticket_id", "text"]].assign(split=s)
+                         for s in ("train", "val", "test")], ignore_index=True)
+    except Exception:  # noqa: BLE001 - an unreadable version: check every pair
+        return key, None
+    now = pd.concat([tables[s][["ticket_id", "text"]].assign(split=s) for s in ("train", "val", "test")],
+                    ignore_index=True)
+    same = now.merge(old, on=["ticket_id", "text", "split"], how="inner")
+    return key, set(same["ticket_id"].astype(str))
 
 
 def published_labels(cfg: TunegateConfig) -> pd.Series:

@@ -121,10 +121,14 @@ class NearGroups:
         return out
 
 
-def near_groups(raw: Sequence[str], dedup_spec=None) -> NearGroups:
-    """Template groups of the raw texts and the verified near-identical pairs between groups."""
+def near_groups(raw: Sequence[str], dedup_spec=None, template_cache=None) -> NearGroups:
+    """Template groups of the raw texts and the verified near-identical pairs between groups.
+
+    `template_cache`: a folder in the raw zone where the templates of texts already seen are kept
+    (`pipeline.data.template_cache`)."""
     from pipeline.config import DedupSpec
-    from pipeline.data.dedup import NearDupIndex, normalize_template
+    from pipeline.data.dedup import NearDupIndex
+    from pipeline.data.template_cache import templates
 
     spec = dedup_spec or DedupSpec()
     texts = ["" if t is None else str(t) for t in raw]
@@ -132,7 +136,7 @@ def near_groups(raw: Sequence[str], dedup_spec=None) -> NearGroups:
     index_of = {t: i for i, t in enumerate(items)}
     item_of = np.fromiter((index_of[t] for t in texts), dtype=np.int64, count=len(texts))
     weight = np.bincount(item_of, minlength=len(items)) if len(items) else np.zeros(0, np.int64)
-    templ = [normalize_template(t) for t in items]
+    templ = templates(items, template_cache)
     nodes = sorted(set(templ))
     node_of = {t: i for i, t in enumerate(nodes)}
     group_of = np.fromiter((node_of[t] for t in templ), dtype=np.int64, count=len(templ))
@@ -275,13 +279,14 @@ class Harmonised:
 
 
 def harmonise(raw: Sequence[str], masked: Sequence[str], dedup_spec=None,
-              token: Callable[[str, str], str] | None = None, groups: NearGroups | None = None) -> Harmonised:
+              token: Callable[[str, str], str] | None = None, groups: NearGroups | None = None,
+              template_cache=None) -> Harmonised:
     """Mask in every near-identical ticket the phrases masked in another (never un-mask); see the module doc.
 
     `token(type, value)`: the salted token of a new placeholder (`Masker.token`), None when unsalted."""
     if len(raw) != len(masked):
         raise ValueError("raw and masked must have the same length")
-    ng = groups or near_groups(raw, dedup_spec)
+    ng = groups or near_groups(raw, dedup_spec, template_cache)
     # the masker is deterministic, so identical raw texts have one masked text; take the first seen
     item_masked: list[str | None] = [None] * len(ng.items)
     for k, i in enumerate(ng.item_of.tolist()):

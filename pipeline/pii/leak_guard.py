@@ -209,3 +209,59 @@ def scan_residual(texts: Sequence[str]) -> list[list[str]]:
 def residual_rows(texts: Sequence[str]) -> list[tuple[int, list[str]]]:
     """(row index, types) of the texts that still hold structured PII."""
     return [(i, kinds) for i, kinds in enumerate(scan_residual(texts)) if kinds]
+
+
+# -- caching wrapper: a refresh scans only the masked texts no earlier run scanned ----------------------
+_GUARD_KEY = None
+
+
+def guard_key() -> str:
+    """A hash of this module's source: any change to the guard starts an empty cache."""
+    global _GUARD_KEY
+    if _GUARD_KEY is None:
+        import hashlib
+        from pathlib import Path
+
+        _GUARD_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return _GUARD_KEY
+
+
+def scan_residual_cached(texts: Sequence[str], cache_dir, scan=scan_residual) -> tuple[list[list[str]], dict]:
+    """`scan_residual` over `texts`, reusing the findings stored for masked texts already scanned.
+
+    The cache (`cache_dir/<guard key>/part-NNNNN.parquet`: a 128-bit BLAKE2b hash of the masked text and
+    the types found, never a value) lives in the raw zone with the mask cache. `scan` (the engine's guard,
+    the same method) runs only on texts whose hash is not stored; their findings are appended as a new part,
+    written to a temporary file and renamed. A part that cannot be read is ignored (its texts are scanned
+    again). Returns the per-text types and {texts_scanned, texts_from_cache}."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(cache_dir) / guard_key()
+    hashes = [hashlib.blake2b((t or "").encode(), digest_size=16).hexdigest() for t in texts]
+    known: dict[str, str] = {}
+    parts = sorted(root.glob("part-*.parquet")) if root.is_dir() else []
+    for p in parts:
+        try:
+            df = pd.read_parquet(p, columns=["h", "types"])
+        except Exception:  # noqa: BLE001 - a damaged part costs a rescan, never a wrong answer
+            continue
+        known.update(zip(df["h"], df["types"]))
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in known}.values())
+    if todo:
+        found = scan([texts[i] for i in todo])
+        new = {hashes[i]: ",".join(kinds) for i, kinds in zip(todo, found)}
+        known.update(new)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            n = 1 + max([int(p.stem.split("-")[1]) for p in parts], default=-1)
+            tmp = root / f".part-{n:05d}.parquet.tmp"
+            pd.DataFrame({"h": list(new), "types": list(new.values())}).to_parquet(tmp, index=False)
+            os.replace(tmp, root / f"part-{n:05d}.parquet")
+        except OSError:  # a full disk costs the next run a scan, never this run's answer
+            pass
+    out = [known[h].split(",") if known[h] else [] for h in hashes]
+    return out, {"texts_scanned": len(todo), "texts_from_cache": len(texts) - len(todo)}
