@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -156,7 +157,8 @@ def test_a_waiting_run_goes_on_when_the_first_finishes(tmp_path):
     wh = tmp_path / "wh"
     p = _holder(wh)
     cfg = load_config(None, warehouse=str(wh))
-    killer = subprocess.Popen([sys.executable, "-c", f"import os, time, signal; time.sleep(1.5); os.kill({p.pid}, signal.SIGTERM)"])
+    killer = threading.Timer(1.5, p.send_signal, [signal.SIGTERM])  # the first run is stopped in 1.5 s
+    killer.start()
     try:
         t0 = time.monotonic()
         # serialised: it waited for the first, then ran (a lock never freed would raise after wait_s; the
@@ -165,7 +167,7 @@ def test_a_waiting_run_goes_on_when_the_first_finishes(tmp_path):
             waited = time.monotonic() - t0
         assert 1.0 < waited < 90
     finally:
-        killer.wait()
+        killer.join()
         p.kill()
         p.wait()
 
