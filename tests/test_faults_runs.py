@@ -69,6 +69,7 @@ def _event(run):
     return DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name)
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_marked_failed_and_its_slot_released(instance, capsys):
     from dagster import DagsterRunStatus
 
@@ -84,6 +85,7 @@ def test_a_killed_run_is_marked_failed_and_its_slot_released(instance, capsys):
     assert dead.run_id[:8] in err and "marked failed" in err
 
 
+@pytest.mark.slow
 def test_a_live_run_keeps_its_slot(instance):
     from dagster import DagsterRunStatus
 
@@ -93,6 +95,7 @@ def test_a_live_run_keeps_its_slot(instance):
     assert instance.event_log_storage.get_concurrency_info(runner.POOL).active_run_ids == {live.run_id}
 
 
+@pytest.mark.slow
 def test_a_slot_held_by_a_finished_run_is_freed(instance):
     run = _started_run(instance, runner.process_identity())
     instance.report_run_failed(run, "ended")

