@@ -255,6 +255,7 @@ def test_report_order_identification_and_notes(full_report):
     assert "(critical)" not in html.split('id="critical"')[0]  # no repeated "(critical)" figures
 
 
+@pytest.mark.slow
 def test_per_class_readable_with_many_labels_and_optional_details(labels, critical_config, tmp_path):
     res = _result(labels, {"tg-small/few_shot": 0.45, "tg-small/fine_tuned": 0.10}, critical_config)
     res.metrics["tg-small/fine_tuned"]["details"] = {"structured output": "json_schema"}
@@ -291,6 +292,7 @@ def test_report_reads_on_desktop_and_phone_in_chromium(tmp_path):
     assert not mod.check_html(wide, {"phone": 390})["phone"]["ok"]
 
 
+@pytest.mark.slow
 def test_one_candidate_and_missing_optional_figures_still_render(labels, tmp_path):
     cfg = load_config(None, evaluation={"bootstrap": 300},
                       taxonomy={"labels": {lab: {} for lab in dict.fromkeys(labels)}})
