@@ -52,14 +52,14 @@ class GcPlan:
 
     def summary(self) -> str:
         lines = [f"keep {len(self.keep)} versions; remove {len(self.remove)} versions "
-                 f"({self.bytes_freed / 2**20:.1f} MB with {len(self.stale_indexes)} stale dedup indexes); "
+                 f"({self.bytes_freed / 2**20:.1f} MB with {len(self.stale_indexes)} stale indexes and caches); "
                  f"refused {len(self.refused)}"]
         for r in self.remove.itertuples():
             lines.append(f"  remove {r.artifact}@{r.version}  {r.bytes / 2**20:8.2f} MB")
         for r in self.refused.itertuples():
             lines.append(f"  refuse {r.artifact}@{r.version}: {r.reason}")
         for p in self.stale_indexes:
-            lines.append(f"  remove stale dedup index {p.name}")
+            lines.append(f"  remove stale {p.parent.name} {p.name}")
         return "\n".join(lines)
 
 
@@ -176,8 +176,34 @@ def plan_gc(cfg: TunegateConfig, keep_last: int = 1) -> GcPlan:
     idx_root = cfg.warehouse_path / INDEX_ZONE / "dedup"
     stale = sorted(p for p in idx_root.iterdir() if p.is_dir() and p.name != spec_key(cfg.dedup)) \
         if idx_root.exists() else []
+    stale += _stale_caches(cfg)
     return GcPlan(keep.sort_values(["artifact", "version"]).reset_index(drop=True), cand.reset_index(drop=True),
                   ref, stale)
+
+
+# State a stage keeps between runs, one sub-folder per settings key (docs/refresh.md). Only the folder of the
+# current settings (the label checks, whose key is cheap to compute) or else the one written last is read
+# again; the others are caches of settings no longer in use, and removing one only costs time.
+CACHE_ROOTS = ("index/labels", "index/templates", "raw/mask_cache", "raw/leak_guard_cache", "raw/template_cache")
+
+
+def _last_written(p: Path) -> float:
+    return max((f.stat().st_mtime for f in p.rglob("*")), default=p.stat().st_mtime)
+
+
+def _stale_caches(cfg: TunegateConfig) -> list[Path]:
+    from pipeline.data.steps import label_state_dir
+
+    current = {"index/labels": label_state_dir(cfg).name}
+    out: list[Path] = []
+    for rel in CACHE_ROOTS:
+        root = cfg.warehouse_path / rel
+        dirs = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
+        if len(dirs) < 2 and rel not in current:
+            continue
+        keep = current.get(rel) or max(dirs, key=_last_written).name
+        out += sorted(p for p in dirs if p.name != keep)
+    return out
 
 
 def run_gc(cfg: TunegateConfig, plan: GcPlan) -> int:
@@ -198,5 +224,5 @@ def run_gc(cfg: TunegateConfig, plan: GcPlan) -> int:
     for p in plan.stale_indexes:
         freed += _size(p)
         shutil.rmtree(p)
-        cat.audit("gc", f"dedup_index@{p.name}", {})
+        cat.audit("gc", f"{p.parent.name}@{p.name}", {})
     return freed

@@ -100,3 +100,29 @@ def test_cli_dry_run_then_delete(two_nights, capsys):
                      [first["dataset_splits"].version]).n.iloc[0] == 0
     assert len(cat.query("SELECT * FROM audit_log WHERE action = 'gc'")) == 5
     assert plan_gc(cfg).remove.empty  # nothing left to collect
+
+
+def test_caches_of_settings_no_longer_in_use_are_collected(two_nights):
+    """The state stages keep between runs (docs/refresh.md): the folder of the current label-check settings,
+    or else the one written last, stays; an older settings' folder goes, and nothing else is touched."""
+    import os
+    import shutil
+
+    cfg, _, _ = two_nights
+    wh = cfg.warehouse_path
+    kept = [steps.label_state_dir(cfg)] + [next(p for p in (wh / rel).iterdir() if p.is_dir())
+                                           for rel in ("raw/mask_cache", "raw/leak_guard_cache")]
+    assert all(p.is_dir() for p in kept)  # the two builds wrote them
+    old_labels = wh / "index" / "labels" / "0000000000000000"
+    old_mask = wh / "raw" / "mask_cache" / "0000000000000000"
+    shutil.copytree(kept[0], old_labels)
+    shutil.copytree(kept[1], old_mask)
+    for f in old_mask.rglob("*"):  # written before the current cache
+        os.utime(f, (1, 1))
+    os.utime(kept[0], (1, 1))  # the current label settings stay however old their folder is
+    plan = plan_gc(cfg)
+    assert {old_labels, old_mask} <= set(plan.stale_indexes)
+    assert not set(kept) & set(plan.stale_indexes)
+    assert "stale" in plan.summary()
+    run_gc(cfg, plan)
+    assert not old_labels.exists() and not old_mask.exists() and all(p.is_dir() for p in kept)
