@@ -80,8 +80,10 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
     if refit:
         masker.fit_vocabulary(texts)
         words = masker.common_words() or []
+        before = None if state is None else state["vocabulary_key"]
         state = {"vocabulary_key": _vocabulary_key(words), "n_texts": len(texts), "words": words}
-        cached = {}
+        if state["vocabulary_key"] != before:  # the same vocabulary keeps its entries: they are still right
+            cached = {}
     else:
         masker.use_common_words(state["words"])
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in cached}.values())
@@ -91,7 +93,8 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
     try:
         if new_rows:
             part_dir.mkdir(parents=True, exist_ok=True)
-            n = len(list(part_dir.glob("part-*.parquet")))
+            n = 1 + max((int(p.stem.split("-")[1]) for p in part_dir.glob("part-*.parquet")
+                         if p.stem.split("-")[1].isdigit()), default=-1)
             table = pa.table({"h": list(new_rows), "text": [v[0] for v in new_rows.values()],
                               "counts": [v[1] for v in new_rows.values()]})
             path = part_dir / f"part-{n:05d}.parquet"
@@ -113,6 +116,6 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
         stored = False
     cached.update(new_rows)
     results = [MaskResult(cached[h][0], json.loads(cached[h][1])) for h in hashes]
-    return results, {"texts_masked": len(todo), "texts_from_cache": len(texts) - len(todo) if not refit else 0,
+    return results, {"texts_masked": len(todo), "texts_from_cache": len(texts) - len(todo),
                      "vocabulary": "learnt from this run's texts" if refit else "kept from an earlier run",
                      "cache_stored": stored}, todo
