@@ -9,11 +9,9 @@ file and renamed. A part that cannot be read is ignored: its texts are normalise
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
 
 _KEY: str | None = None
 
@@ -33,28 +31,15 @@ def templates(texts: Sequence[str], cache_dir: Path | str | None) -> list[str]:
 
     if cache_dir is None:
         return [normalize_template(t) for t in texts]
+    from pipeline.hash_parts import append_part, read_parts
+
     root = Path(cache_dir) / _code_key()
     hashes = [hashlib.blake2b(str(t).encode(), digest_size=16).hexdigest() for t in texts]
-    known: dict[str, str] = {}
-    parts = sorted(root.glob("part-*.parquet")) if root.is_dir() else []
-    for p in parts:
-        try:
-            df = pd.read_parquet(p, columns=["h", "template"])
-        except Exception:  # noqa: BLE001 - a damaged part costs a recomputation, never a wrong template
-            continue
-        known.update(zip(df["h"], df["template"]))
+    known = {h: v[0] for h, v in read_parts(root, ["template"]).items()}
     new: dict[str, str] = {}
     for h, t in zip(hashes, texts):
         if h not in known and h not in new:
             new[h] = normalize_template(t)
-    if new:
-        known.update(new)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            n = 1 + max([int(p.stem.split("-")[1]) for p in parts], default=-1)
-            tmp = root / f".part-{n:05d}.parquet.tmp"
-            pd.DataFrame({"h": list(new), "template": list(new.values())}).to_parquet(tmp, index=False)
-            os.replace(tmp, root / f"part-{n:05d}.parquet")
-        except OSError:  # a full disk costs the next run the normalisation, never this run's answer
-            pass
+    known.update(new)
+    append_part(root, ["template"], {h: (t,) for h, t in new.items()})
     return [known[h] for h in hashes]

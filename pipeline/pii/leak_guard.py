@@ -235,33 +235,18 @@ def scan_residual_cached(texts: Sequence[str], cache_dir, scan=scan_residual) ->
     written to a temporary file and renamed. A part that cannot be read is ignored (its texts are scanned
     again). Returns the per-text types and {texts_scanned, texts_from_cache}."""
     import hashlib
-    import os
     from pathlib import Path
 
-    import pandas as pd
+    from pipeline.hash_parts import append_part, read_parts
 
     root = Path(cache_dir) / guard_key()
     hashes = [hashlib.blake2b((t or "").encode(), digest_size=16).hexdigest() for t in texts]
-    known: dict[str, str] = {}
-    parts = sorted(root.glob("part-*.parquet")) if root.is_dir() else []
-    for p in parts:
-        try:
-            df = pd.read_parquet(p, columns=["h", "types"])
-        except Exception:  # noqa: BLE001 - a damaged part costs a rescan, never a wrong answer
-            continue
-        known.update(zip(df["h"], df["types"]))
+    known = {h: v[0] for h, v in read_parts(root, ["types"]).items()}
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in known}.values())
     if todo:
         found = scan([texts[i] for i in todo])
         new = {hashes[i]: ",".join(kinds) for i, kinds in zip(todo, found)}
         known.update(new)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            n = 1 + max([int(p.stem.split("-")[1]) for p in parts], default=-1)
-            tmp = root / f".part-{n:05d}.parquet.tmp"
-            pd.DataFrame({"h": list(new), "types": list(new.values())}).to_parquet(tmp, index=False)
-            os.replace(tmp, root / f"part-{n:05d}.parquet")
-        except OSError:  # a full disk costs the next run a scan, never this run's answer
-            pass
+        append_part(root, ["types"], {h: (v,) for h, v in new.items()})
     out = [known[h].split(",") if known[h] else [] for h in hashes]
     return out, {"texts_scanned": len(todo), "texts_from_cache": len(texts) - len(todo)}

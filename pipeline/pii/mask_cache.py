@@ -26,11 +26,10 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from pipeline.hash_parts import append_part, read_parts
 
 ZONE = "mask_cache"
+COLUMNS = ["text", "counts"]  # the masked text and its entity counts (JSON)
 
 
 def text_hash(text: str) -> str:
@@ -66,15 +65,9 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
             state = json.loads(state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             state = None
-    cached: dict[str, tuple[str, dict]] = {}
-    if state is not None:
-        part_dir = folder / state["vocabulary_key"]
-        for part in sorted(part_dir.glob("part-*.parquet")):
-            try:
-                t = pq.read_table(part).to_pandas()
-            except (OSError, pa.ArrowInvalid):  # a damaged part: its texts are masked again
-                continue
-            cached.update(zip(t["h"], zip(t["text"], t["counts"])))
+    cached: dict[str, tuple[str, str]] = {}
+    if state is not None:  # a damaged part is skipped: its texts are masked again
+        cached = read_parts(folder / state["vocabulary_key"], COLUMNS)
     unseen = len({h for h in hashes if h not in cached})
     refit = state is None or unseen > refit_share * max(1, int(state["n_texts"]))
     if refit:
@@ -89,18 +82,8 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in cached}.values())
     fresh = mask([texts[i] for i in todo]) if todo else []
     new_rows = {hashes[i]: (r.text, json.dumps(r.counts, sort_keys=True)) for i, r in zip(todo, fresh)}
-    part_dir = folder / state["vocabulary_key"]
+    stored = append_part(folder / state["vocabulary_key"], COLUMNS, new_rows)
     try:
-        if new_rows:
-            part_dir.mkdir(parents=True, exist_ok=True)
-            n = 1 + max((int(p.stem.split("-")[1]) for p in part_dir.glob("part-*.parquet")
-                         if p.stem.split("-")[1].isdigit()), default=-1)
-            table = pa.table({"h": list(new_rows), "text": [v[0] for v in new_rows.values()],
-                              "counts": [v[1] for v in new_rows.values()]})
-            path = part_dir / f"part-{n:05d}.parquet"
-            tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
         if refit or new_rows:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = state_file.with_name(f"state.json.tmp-{os.getpid()}")
@@ -111,7 +94,6 @@ def mask_with_cache(root: Path, key: str, masker, texts: list[str], mask, refit_
                     import shutil
 
                     shutil.rmtree(other, ignore_errors=True)
-        stored = True
     except OSError:  # the cache only saves time: a full disk here costs the next run a full masking
         stored = False
     cached.update(new_rows)
